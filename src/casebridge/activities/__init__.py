@@ -1,0 +1,1 @@
+"""Activities: time entries and expenses, with approval states and money totals."""

@@ -1,0 +1,1 @@
+"""Contacts: people and companies (clients, suppliers, other parties)."""

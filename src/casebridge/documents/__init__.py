@@ -1,0 +1,1 @@
+"""Documents filed on matters, with versions, trash and content-addressed blobs."""

@@ -1,0 +1,1 @@
+"""Cross-cutting API machinery shared by every domain: errors, auth, ETags, paging, idempotency."""

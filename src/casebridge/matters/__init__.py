@@ -1,0 +1,1 @@
+"""Matters: numbering, status, client and participants, fee estimates."""

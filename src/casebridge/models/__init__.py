@@ -1,0 +1,30 @@
+"""ORM models, one file per table or small group, all re-exported here (Alembic reads Base.metadata)."""
+
+from casebridge.models.activity import Activity
+from casebridge.models.base import Base
+from casebridge.models.contact import Contact, ContactAddress, ContactEmail, ContactPartyType, ContactPhone
+from casebridge.models.document import Document, DocumentVersion
+from casebridge.models.event import Event
+from casebridge.models.matter import Matter, MatterParticipant
+from casebridge.models.platform import Counter, FirmSetting, IdempotencyKey
+from casebridge.models.user import ApiToken, User
+
+__all__ = [
+    "Activity",
+    "ApiToken",
+    "Base",
+    "Contact",
+    "ContactAddress",
+    "ContactEmail",
+    "ContactPartyType",
+    "ContactPhone",
+    "Counter",
+    "Document",
+    "DocumentVersion",
+    "Event",
+    "FirmSetting",
+    "IdempotencyKey",
+    "Matter",
+    "MatterParticipant",
+    "User",
+]

@@ -1,0 +1,1 @@
+"""The firm's people: fee earners and responsible lawyers."""

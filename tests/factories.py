@@ -1,0 +1,36 @@
+"""Small create_<thing>(client, **overrides) helpers over the real API."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import httpx
+
+_seq = itertools.count(1)
+
+
+def _ok(response: httpx.Response, status: int = 201) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def create_contact(client: httpx.Client, **overrides: Any) -> dict[str, Any]:
+    n = next(_seq)
+    body: dict[str, Any] = {
+        "kind": "person",
+        "first_name": "Ada",
+        "last_name": f"Client{n}",
+        "emails": [{"address": f"ada{n}@example.com"}],
+        "party_types": ["client"],
+    }
+    body.update(overrides)
+    return _ok(client.post("/api/v1/contacts", json=body))
+
+
+def create_user(client: httpx.Client, **overrides: Any) -> dict[str, Any]:
+    n = next(_seq)
+    body: dict[str, Any] = {"name": f"Fee Earner {n}", "email": f"earner{n}@firm.example", "initials": f"FE{n}"}
+    body.update(overrides)
+    return _ok(client.post("/api/v1/users", json=body))
