@@ -34,3 +34,12 @@ def create_user(client: httpx.Client, **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"name": f"Fee Earner {n}", "email": f"earner{n}@firm.example", "initials": f"FE{n}"}
     body.update(overrides)
     return _ok(client.post("/api/v1/users", json=body))
+
+
+def create_matter(client: httpx.Client, **overrides: Any) -> dict[str, Any]:
+    """A matter; makes a client contact first unless ``client_id`` is given."""
+    body: dict[str, Any] = {"title": f"Purchase of {next(_seq)} High Street"}
+    if "client_id" not in overrides:
+        body["client_id"] = create_contact(client)["id"]
+    body.update(overrides)
+    return _ok(client.post("/api/v1/matters", json=body))

@@ -44,9 +44,18 @@ def api_routers() -> list[APIRouter]:
     from casebridge.activities.routes import router as activities_router
     from casebridge.documents.routes import router as documents_router
     from casebridge.matters.routes import router as matters_router
+    from casebridge.matters.routes import settings_router
     from casebridge.users.routes import router as users_router
 
-    return [contacts_router, matters_router, documents_router, activities_router, users_router, events_router]
+    return [
+        contacts_router,
+        matters_router,
+        documents_router,
+        activities_router,
+        users_router,
+        events_router,
+        settings_router,
+    ]
 
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
