@@ -41,7 +41,9 @@ def _pg_available() -> str | None:
         with psycopg.connect(_libpq(PG_ADMIN_URL), connect_timeout=3):
             return None
     except psycopg.Error as exc:
-        return f"PostgreSQL at {make_url(PG_ADMIN_URL).render_as_string(hide_password=True)} unreachable: {exc}"
+        return (
+            f"PostgreSQL at {make_url(PG_ADMIN_URL).render_as_string(hide_password=True)} unreachable: {exc}"
+        )
 
 
 def _libpq(url: str) -> str:

@@ -31,7 +31,11 @@ def create_contact(client: httpx.Client, **overrides: Any) -> dict[str, Any]:
 
 def create_user(client: httpx.Client, **overrides: Any) -> dict[str, Any]:
     n = next(_seq)
-    body: dict[str, Any] = {"name": f"Fee Earner {n}", "email": f"earner{n}@firm.example", "initials": f"FE{n}"}
+    body: dict[str, Any] = {
+        "name": f"Fee Earner {n}",
+        "email": f"earner{n}@firm.example",
+        "initials": f"FE{n}",
+    }
     body.update(overrides)
     return _ok(client.post("/api/v1/users", json=body))
 

@@ -106,8 +106,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
                 status_code=503,
             )
         head = migrate.head_revision()
-        body = {"status": "ok" if current == head else "unavailable", "database": "ok",
-                "migration": current, "head": head}
+        body = {
+            "status": "ok" if current == head else "unavailable",
+            "database": "ok",
+            "migration": current,
+            "head": head,
+        }
         if current != head:
             body["detail"] = "run `casebridge db upgrade`"
             return JSONResponse(body, status_code=503)

@@ -14,7 +14,10 @@ def test_create_read_update_archive_restore(api: httpx.Client) -> None:
         api,
         first_name="Grace",
         last_name="Hopper",
-        emails=[{"address": "grace@navy.example", "kind": "work"}, {"address": "g@home.example", "kind": "home"}],
+        emails=[
+            {"address": "grace@navy.example", "kind": "work"},
+            {"address": "g@home.example", "kind": "home"},
+        ],
         phones=[{"number": "+44 20 7946 0000", "kind": "mobile"}],
         addresses=[{"street": "1 Main St", "city": "Leeds", "postal_code": "LS1 1AA", "country": "GB"}],
         party_types=["client", "other"],
@@ -31,7 +34,10 @@ def test_create_read_update_archive_restore(api: httpx.Client) -> None:
     email_id = created["emails"][1]["id"]
     patched = api.patch(
         f"/api/v1/contacts/{created['id']}",
-        json={"last_name": "Murray Hopper", "emails": [{"id": email_id, "address": "g@home.example", "primary": True}]},
+        json={
+            "last_name": "Murray Hopper",
+            "emails": [{"id": email_id, "address": "g@home.example", "primary": True}],
+        },
     )
     assert patched.status_code == 200, patched.text
     body = patched.json()
@@ -84,7 +90,10 @@ def test_two_primaries_rejected(api: httpx.Client) -> None:
         json={
             "kind": "person",
             "last_name": "X",
-            "emails": [{"address": "a@b.example", "primary": True}, {"address": "c@d.example", "primary": True}],
+            "emails": [
+                {"address": "a@b.example", "primary": True},
+                {"address": "c@d.example", "primary": True},
+            ],
         },
     )
     assert r.status_code == 422
@@ -118,7 +127,12 @@ def test_filters_and_cursor_paging(api: httpx.Client) -> None:
 def test_mastered_records_only_changed_by_integration(make_client: MakeClient) -> None:
     staff = make_client(Role.STAFF)
     integration = make_client(Role.INTEGRATION)
-    body = {"kind": "company", "company_name": "Land Registry", "party_types": ["supplier"], "mastered_by": "pms"}
+    body = {
+        "kind": "company",
+        "company_name": "Land Registry",
+        "party_types": ["supplier"],
+        "mastered_by": "pms",
+    }
     refused = staff.post("/api/v1/contacts", json=body)
     assert refused.status_code == 403
     assert "mastered in 'pms'" in refused.json()["detail"]

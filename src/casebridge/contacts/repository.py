@@ -45,7 +45,7 @@ def list_query(
     mastered_by: str | None,
     updated_since: datetime | None,
     include_archived: bool,
-) -> Select[tuple[Contact]]:
+) -> Select[Contact]:
     stmt = select(Contact).options(*_LOAD)
     if not include_archived:
         stmt = stmt.where(Contact.archived_at.is_(None))
@@ -53,7 +53,9 @@ def list_query(
         stmt = stmt.where(Contact.kind == kind)
     if party_type:
         stmt = stmt.where(
-            exists().where(ContactPartyType.contact_id == Contact.id, ContactPartyType.party_type == party_type)
+            exists().where(
+                ContactPartyType.contact_id == Contact.id, ContactPartyType.party_type == party_type
+            )
         )
     if q:
         stmt = stmt.where(
@@ -66,7 +68,9 @@ def list_query(
         )
     if email:
         stmt = stmt.where(
-            exists().where(ContactEmail.contact_id == Contact.id, func.lower(ContactEmail.address) == email.lower())
+            exists().where(
+                ContactEmail.contact_id == Contact.id, func.lower(ContactEmail.address) == email.lower()
+            )
         )
     if mastered_by:
         stmt = stmt.where(Contact.mastered_by == mastered_by)

@@ -18,6 +18,7 @@ from casebridge.kit.etag import check_if_match, etag_for
 from casebridge.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, order_options, paginate
 from casebridge.kit.responses import conditional, created
 from casebridge.kit.uow import ApiRoute
+from casebridge.models import Contact
 
 router = APIRouter(prefix="/contacts", tags=["contacts"], route_class=ApiRoute)
 READ = [Depends(Require(*ALL_ROLES))]
@@ -51,7 +52,7 @@ def list_contacts(
         session,
         stmt,
         columns=repository.ORDER_COLUMNS,
-        id_column=repository.Contact.id,
+        id_column=Contact.id,
         order=order,
         limit=limit,
         cursor=cursor,
@@ -70,7 +71,9 @@ def create_contact(
 
 
 @router.get("/{contact_id}", dependencies=READ, response_model=ContactOut)
-def get_contact(request: Request, response: Response, session: SessionDep, contact_id: uuid.UUID) -> ContactOut | Response:
+def get_contact(
+    request: Request, response: Response, session: SessionDep, contact_id: uuid.UUID
+) -> ContactOut | Response:
     contact = service.get_or_404(session, contact_id)
     etag = etag_for(contact.id, contact.version)
     return conditional(request, response, etag) or ContactOut.of(contact)

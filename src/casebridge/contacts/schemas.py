@@ -23,7 +23,9 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class EmailIn(StrictModel):
-    id: uuid.UUID | None = Field(default=None, description="Keep an existing item's id to update it in place.")
+    id: uuid.UUID | None = Field(
+        default=None, description="Keep an existing item's id to update it in place."
+    )
     address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=320)]
     kind: EmailKind = "work"
     primary: bool = False
@@ -59,17 +61,17 @@ class ContactFields(StrictModel):
     first_name: Name | None = None
     middle_name: Name | None = None
     last_name: Name | None = None
-    company_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)] | None = (
-        None
-    )
+    company_name: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)] | None
+    ) = None
     emails: list[EmailIn] | None = Field(default=None, max_length=50)
     phones: list[PhoneIn] | None = Field(default=None, max_length=50)
     addresses: list[AddressIn] | None = Field(default=None, max_length=50)
     party_types: list[PartyType] | None = None
     notes: Annotated[str, StringConstraints(max_length=20000)] | None = None
-    mastered_by: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)] | None = (
-        Field(default=None, description="Set when another system masters this record; integration role only.")
-    )
+    mastered_by: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)] | None
+    ) = Field(default=None, description="Set when another system masters this record; integration role only.")
     external_ref: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = Field(
         default=None, description="The record's id in the system that masters it."
     )
@@ -141,7 +143,9 @@ class ContactOut(BaseModel):
             middle_name=c.middle_name,
             last_name=c.last_name,
             company_name=c.company_name,
-            emails=[EmailOut(id=e.id, address=e.address, kind=e.kind, primary=e.is_primary) for e in c.emails],
+            emails=[
+                EmailOut(id=e.id, address=e.address, kind=e.kind, primary=e.is_primary) for e in c.emails
+            ],
             phones=[PhoneOut(id=p.id, number=p.number, kind=p.kind, primary=p.is_primary) for p in c.phones],
             addresses=[
                 AddressOut(

@@ -66,7 +66,9 @@ def _check_names(contact: Contact) -> None:
     if contact.kind == "company" and not contact.company_name:
         raise validation([field_error("body.company_name", "a company needs a company_name", "missing")])
     if contact.kind == "person" and not (contact.first_name or contact.last_name):
-        raise validation([field_error("body.last_name", "a person needs a first_name or a last_name", "missing")])
+        raise validation(
+            [field_error("body.last_name", "a person needs a first_name or a last_name", "missing")]
+        )
 
 
 T = TypeVar("T", EmailIn, PhoneIn, AddressIn)
@@ -74,7 +76,9 @@ T = TypeVar("T", EmailIn, PhoneIn, AddressIn)
 
 def _check_primary(name: str, items: Sequence[T]) -> None:
     if sum(1 for i in items if i.primary) > 1:
-        raise validation([field_error(f"body.{name}", f"at most one of the {name} can be primary", "primary")])
+        raise validation(
+            [field_error(f"body.{name}", f"at most one of the {name} can be primary", "primary")]
+        )
 
 
 def _primary_flags(items: Sequence[T]) -> list[bool]:
@@ -91,7 +95,11 @@ def _merge_children(existing: Sequence[Any], items: Sequence[T], name: str) -> d
     for item in items:
         if item.id is not None and item.id not in by_id:
             raise validation(
-                [field_error(f"body.{name}", f"item id {item.id} is not one of this contact's {name}", "unknown_id")]
+                [
+                    field_error(
+                        f"body.{name}", f"item id {item.id} is not one of this contact's {name}", "unknown_id"
+                    )
+                ]
             )
     return by_id
 
@@ -180,7 +188,11 @@ def archive(session: Session, principal: Principal, contact: Contact) -> Contact
         contact.archived_at = utcnow()
         session.flush()
         record_event(
-            session, "contact.archived", ENTITY, contact.id, {"archived_at": {"old": None, "new": contact.archived_at.isoformat()}}
+            session,
+            "contact.archived",
+            ENTITY,
+            contact.id,
+            {"archived_at": {"old": None, "new": contact.archived_at.isoformat()}},
         )
     return contact
 
@@ -191,5 +203,7 @@ def restore(session: Session, principal: Principal, contact: Contact) -> Contact
         old = contact.archived_at.isoformat()
         contact.archived_at = None
         session.flush()
-        record_event(session, "contact.restored", ENTITY, contact.id, {"archived_at": {"old": old, "new": None}})
+        record_event(
+            session, "contact.restored", ENTITY, contact.id, {"archived_at": {"old": old, "new": None}}
+        )
     return contact

@@ -44,9 +44,7 @@ def set_actor(session: Session, principal: Principal | None, request_id: str | N
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Changed fields as ``{field: {"old": ..., "new": ...}}`` over two JSON-ready snapshots."""
     keys = list(dict.fromkeys([*before, *after]))
-    return {
-        k: {"old": before.get(k), "new": after.get(k)} for k in keys if before.get(k) != after.get(k)
-    }
+    return {k: {"old": before.get(k), "new": after.get(k)} for k in keys if before.get(k) != after.get(k)}
 
 
 def _write_pending(session: Session) -> None:

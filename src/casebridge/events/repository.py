@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from casebridge.models import Event
 
 
-def _type_filter(stmt: Select[tuple[Event]], types: list[str]) -> Select[tuple[Event]]:
+def _type_filter(stmt: Select[Event], types: list[str]) -> Select[Event]:
     conds = []
     for t in types:
         if t.endswith(".*"):

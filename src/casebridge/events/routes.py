@@ -21,16 +21,16 @@ AfterQuery = Annotated[int, Query(ge=0, description="Return events with an id gr
 
 
 def history_page(session: Session, entity_type: str, entity_id: object, after: int, limit: int) -> EventPage:
-    rows = list_events(session, after=after, limit=limit + 1, entity_type=entity_type, entity_id=str(entity_id))
+    rows = list_events(
+        session, after=after, limit=limit + 1, entity_type=entity_type, entity_id=str(entity_id)
+    )
     return _page(rows, limit)
 
 
 def _page(rows: list[Event], limit: int) -> EventPage:
     more = len(rows) > limit
     rows = rows[:limit]
-    return EventPage(
-        data=[EventOut.of(r) for r in rows], next_after=rows[-1].id if more and rows else None
-    )
+    return EventPage(data=[EventOut.of(r) for r in rows], next_after=rows[-1].id if more and rows else None)
 
 
 @router.get("", dependencies=[Depends(Require(*ALL_ROLES))])

@@ -97,7 +97,7 @@ def order_options(*names: str) -> str:
 
 def paginate(
     session: Session,
-    stmt: Select[tuple[M]],
+    stmt: Select[M],
     *,
     columns: dict[str, InstrumentedAttribute[Any]],
     id_column: InstrumentedAttribute[Any],

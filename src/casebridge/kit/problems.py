@@ -113,7 +113,9 @@ def problem_response(problem: Problem, request: Request | None = None) -> JSONRe
     headers = dict(problem.headers or {})
     if request is not None and (rid := getattr(request.state, "request_id", None)):
         headers.setdefault("X-Request-Id", rid)
-    return JSONResponse(problem.body(instance), status_code=problem.status, media_type=PROBLEM_JSON, headers=headers)
+    return JSONResponse(
+        problem.body(instance), status_code=problem.status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 def _loc_to_field(loc: Sequence[Any]) -> str:
@@ -155,7 +157,7 @@ def install(app: FastAPI) -> None:
             detail = f"No route matches {request.method} {request.url.path}."
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}."
-        return problem_response(Problem(exc.status_code, detail, headers=exc.headers), request)
+        return problem_response(Problem(exc.status_code, detail, headers=dict(exc.headers or {})), request)
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:

@@ -27,7 +27,9 @@ class _MoneyBase(StrictModel):
     @classmethod
     def _no_floats(cls, value: Any) -> Any:
         if isinstance(value, float):
-            raise ValueError('send amounts as decimal strings ("12.50") or integers, not floating-point numbers')
+            raise ValueError(
+                'send amounts as decimal strings ("12.50") or integers, not floating-point numbers'
+            )
         return value
 
 

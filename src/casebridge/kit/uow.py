@@ -156,7 +156,13 @@ class ApiRoute(APIRoute):
                 if body_sha256 is None:
                     raise RuntimeError("streaming endpoint did not record the body hash for idempotency")
                 replay = await run_in_threadpool(
-                    self._store_key, session, request, principal, key, _fingerprint(request, body_sha256), response
+                    self._store_key,
+                    session,
+                    request,
+                    principal,
+                    key,
+                    _fingerprint(request, body_sha256),
+                    response,
                 )
                 if replay is not None:
                     return replay
@@ -195,9 +201,7 @@ class ApiRoute(APIRoute):
                 path=request.url.path,
                 request_hash=fingerprint,
                 status_code=response.status_code,
-                response_headers={
-                    k: v for k, v in response.headers.items() if k.lower() in _REPLAY_HEADERS
-                },
+                response_headers={k: v for k, v in response.headers.items() if k.lower() in _REPLAY_HEADERS},
                 response_body=bytes(response.body),
                 created_at=now,
                 expires_at=now + timedelta(hours=ctx.settings.idempotency_ttl_hours),

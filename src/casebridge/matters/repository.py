@@ -44,7 +44,7 @@ def list_query(
     q: str | None,
     updated_since: datetime | None,
     include_archived: bool,
-) -> Select[tuple[Matter]]:
+) -> Select[Matter]:
     stmt = select(Matter).options(selectinload(Matter.participants))
     if not include_archived:
         stmt = stmt.where(Matter.archived_at.is_(None))

@@ -23,7 +23,7 @@ def email_taken(session: Session, email: str, *, other_than: uuid.UUID | None = 
     return bool(session.scalar(select(exists().where(cond))))
 
 
-def list_query(*, active: bool | None) -> Select[tuple[User]]:
+def list_query(*, active: bool | None) -> Select[User]:
     stmt = select(User)
     if active is not None:
         stmt = stmt.where(User.active.is_(active))

@@ -52,7 +52,9 @@ def create_user(request: Request, response: Response, session: SessionDep, body:
 
 
 @router.get("/{user_id}", dependencies=READ, response_model=UserOut)
-def get_user(request: Request, response: Response, session: SessionDep, user_id: uuid.UUID) -> UserOut | Response:
+def get_user(
+    request: Request, response: Response, session: SessionDep, user_id: uuid.UUID
+) -> UserOut | Response:
     user = service.get_or_404(session, user_id)
     return conditional(request, response, etag_for(user.id, user.version)) or UserOut.of(user)
 

@@ -40,7 +40,9 @@ def require_active(session: Session, user_id: uuid.UUID, field: str) -> User:
 
 def _unique_email(session: Session, email: str, other_than: uuid.UUID | None = None) -> None:
     if repository.email_taken(session, email, other_than=other_than):
-        raise validation([field_error("body.email", f"another user already has the email {email}", "duplicate")])
+        raise validation(
+            [field_error("body.email", f"another user already has the email {email}", "duplicate")]
+        )
 
 
 def create(session: Session, data: UserCreate) -> User:
