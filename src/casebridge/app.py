@@ -21,6 +21,7 @@ from casebridge.events.outbox import install_outbox
 from casebridge.events.routes import router as events_router
 from casebridge.kit import problems
 from casebridge.kit.context import AppContext
+from casebridge.kit.crypto import SecretBox
 from casebridge.kit.middleware import RequestIdMiddleware
 
 API_PREFIX = "/api/v1"
@@ -79,7 +80,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.ctx = AppContext(settings=settings, db=database)
+    app.state.ctx = AppContext(
+        settings=settings, db=database, secrets=SecretBox(settings.resolved_secret_key)
+    )
     app.add_middleware(RequestIdMiddleware)
     problems.install(app)
 

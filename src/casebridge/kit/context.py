@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from casebridge.config import Settings
 from casebridge.db.session import Database
+from casebridge.kit.crypto import SecretBox
 
 
 class Role(StrEnum):
@@ -39,6 +40,7 @@ class Principal:
 class AppContext:
     settings: Settings
     db: Database
+    secrets: SecretBox
 
 
 def app_context(request: Request) -> AppContext:
