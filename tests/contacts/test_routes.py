@@ -150,3 +150,15 @@ def test_unknown_contact_404(api: httpx.Client) -> None:
     r = api.get("/api/v1/contacts/00000000-0000-0000-0000-000000000000")
     assert r.status_code == 404
     assert r.json()["type"] == "/problems/not-found"
+
+
+def test_updated_since_accepts_naive_and_offset_times(api: httpx.Client) -> None:
+    old = create_contact(api, last_name="Before")
+    later = api.get("/api/v1/contacts", params={"updated_since": "2999-01-01T00:00:00"})
+    assert later.status_code == 200
+    assert later.json()["data"] == []
+    since_epoch = api.get("/api/v1/contacts", params={"updated_since": "2000-01-01T00:00:00+02:00"})
+    assert [c["id"] for c in since_epoch.json()["data"]] == [old["id"]]
+    bad = api.get("/api/v1/contacts", params={"updated_since": "yesterday"})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "query.updated_since"

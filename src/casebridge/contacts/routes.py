@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -15,7 +14,15 @@ from casebridge.events.schemas import EventPage
 from casebridge.kit.context import ALL_ROLES, WRITERS
 from casebridge.kit.deps import PrincipalDep, Require, SessionDep
 from casebridge.kit.etag import check_if_match, etag_for
-from casebridge.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, order_options, paginate
+from casebridge.kit.pagination import (
+    DEFAULT_LIMIT,
+    CursorQuery,
+    LimitQuery,
+    Page,
+    UpdatedSinceQuery,
+    order_options,
+    paginate,
+)
 from casebridge.kit.responses import conditional, created
 from casebridge.kit.uow import ApiRoute
 from casebridge.models import Contact
@@ -36,7 +43,7 @@ def list_contacts(
     q: Annotated[str | None, Query(max_length=200, description="Matches names and email addresses.")] = None,
     email: Annotated[str | None, Query(max_length=320)] = None,
     mastered_by: str | None = None,
-    updated_since: datetime | None = None,
+    updated_since: UpdatedSinceQuery = None,
     include_archived: bool = False,
 ) -> Page[ContactOut]:
     stmt = repository.list_query(

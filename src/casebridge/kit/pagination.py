@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from casebridge.kit.problems import Problem, field_error, validation
+from casebridge.kit.schemas import UtcDateTime
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -29,6 +30,10 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}.")]
+UpdatedSinceQuery = Annotated[
+    UtcDateTime | None,
+    Query(description="Only records changed at or after this time (ISO 8601; no offset means UTC)."),
+]
 CursorQuery = Annotated[
     str | None, Query(description="The `next_cursor` of the previous page; omit for the first page.")
 ]

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from casebridge.money import CURRENCY_PATTERN, check_amount, check_rate, format_amount
 
@@ -58,3 +67,11 @@ class MoneyOut(BaseModel):
     @classmethod
     def of(cls, amount: Decimal, currency: str) -> MoneyOut:
         return cls(amount=format_amount(amount, currency), currency=currency)
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+"""A timestamp; one without an offset is taken as UTC."""
