@@ -17,7 +17,6 @@ from casebridge.config import Settings, load_settings
 from casebridge.contacts.routes import router as contacts_router
 from casebridge.db import migrate
 from casebridge.db.session import Database
-from casebridge.events.outbox import install_outbox
 from casebridge.events.routes import router as events_router
 from casebridge.kit import problems
 from casebridge.kit.context import AppContext
@@ -63,7 +62,6 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     settings = settings or load_settings()
     settings.ensure_dirs()
     database = db or Database.from_url(settings.database_url, pool_size=settings.db_pool_size)
-    install_outbox(database.writer)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -8,6 +8,6 @@ Invariants:
   commits late with a lower id; SQLite has a single writer, which gives the same order.
 """
 
-from casebridge.events.outbox import diff, install_outbox, record_event
+from casebridge.events.outbox import diff, record_event
 
-__all__ = ["diff", "install_outbox", "record_event"]
+__all__ = ["diff", "record_event"]

@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
-from casebridge.db.session import SessionFactory
 from casebridge.db.types import utcnow
 from casebridge.kit.context import Principal
 from casebridge.models import Event
@@ -76,6 +75,7 @@ def _discard_pending(session: Session, *_: Any) -> None:
     session.info.pop(_PENDING, None)
 
 
-def install_outbox(factory: SessionFactory) -> None:
-    event.listen(factory, "before_commit", _write_pending)
-    event.listen(factory, "after_rollback", _discard_pending)
+# Installed on every Session as this module is imported: no code path can record an event (which
+# needs this module) on a session that would not write it at commit.
+event.listen(Session, "before_commit", _write_pending)
+event.listen(Session, "after_rollback", _discard_pending)
