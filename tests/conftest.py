@@ -93,7 +93,9 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         url = f"sqlite:///{root / 'casebridge.db'}"
     else:
         url = request.getfixturevalue("pg_database")
-    settings = Settings(database_url=url, data_dir=root / "data", max_upload_bytes=50 * 1024 * 1024)
+    settings = Settings(
+        database_url=url, data_dir=root / "data", max_upload_bytes=50 * 1024 * 1024, embedded_worker=False
+    )
     db = Database.from_url(url)
     migrate.upgrade(db.engine)
     yield Backend(request.param, url, db, settings)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 
 from casebridge import __version__
 from casebridge.config import Settings, load_settings
@@ -18,6 +19,8 @@ from casebridge.contacts.routes import router as contacts_router
 from casebridge.db import migrate
 from casebridge.db.session import Database
 from casebridge.events.routes import router as events_router
+from casebridge.jobs.builtin import build_registry
+from casebridge.jobs.worker import Worker
 from casebridge.kit import problems
 from casebridge.kit.context import AppContext
 from casebridge.kit.crypto import SecretBox
@@ -65,9 +68,23 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if db is None:
-            database.dispose()
+        worker = None
+        if settings.embedded_worker:
+            worker = Worker(
+                database,
+                build_registry(settings),
+                settings=settings,
+                concurrency=settings.worker_concurrency,
+                lease_seconds=settings.job_lease_seconds,
+            )
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await run_in_threadpool(worker.stop)
+            if db is None:
+                database.dispose()
 
     app = FastAPI(
         title="Casebridge API",

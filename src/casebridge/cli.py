@@ -57,6 +57,8 @@ documents_app = typer.Typer(help="Document maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(documents_app, name="documents")
+jobs_app = typer.Typer(help="The job queue: inspect, retry and discard jobs.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 
 
 class CliError(Exception):
@@ -201,8 +203,7 @@ def serve(
         bool,
         typer.Option(
             "--no-worker",
-            help="Reserved for the background job queue (coming next): run the API without a job worker. "
-            "There is no worker yet, so today this changes nothing.",
+            help="Run the API without the embedded job worker (run `casebridge worker` processes instead).",
         ),
     ] = False,
 ) -> None:
@@ -210,6 +211,8 @@ def serve(
     from casebridge.app import create_app
 
     settings = get_settings()
+    if no_worker:
+        settings = settings.model_copy(update={"embedded_worker": False})
     with database(settings) as db:
         require_current(db)
         check_port(host, port)
@@ -399,6 +402,104 @@ def openapi() -> None:
         finally:
             db.dispose()
     typer.echo(json.dumps(document, indent=2))
+
+
+# --- worker and jobs -----------------------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Jobs run at once (threads).")] = 4,
+    queues: Annotated[
+        str | None, typer.Option(help="Comma-separated queues to take jobs from (default: all).")
+    ] = None,
+    lease: Annotated[
+        float | None,
+        typer.Option(min=0.5, help="Seconds a job is leased (default CASEBRIDGE_JOB_LEASE_SECONDS)."),
+    ] = None,
+) -> None:
+    """Run a job worker. Any number may run, on any number of machines sharing one PostgreSQL database.
+
+    SIGTERM or Ctrl-C: stop claiming, let running jobs finish (25 s), hand back the rest."""
+    import signal
+    import threading
+
+    from casebridge.jobs.builtin import build_registry
+    from casebridge.jobs.worker import Worker
+
+    settings = get_settings()
+    with database(settings) as db:
+        require_current(db)
+        runner = Worker(
+            db,
+            build_registry(settings),
+            settings=settings,
+            queues=[q.strip() for q in queues.split(",") if q.strip()] if queues else None,
+            concurrency=concurrency,
+            lease_seconds=lease or settings.job_lease_seconds,
+        )
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        runner.start()
+        typer.echo(f"worker {runner.worker_id} running ({concurrency} threads); SIGTERM to stop", err=True)
+        stop.wait()
+        typer.echo("stopping: finishing running jobs", err=True)
+        runner.stop()
+
+
+@jobs_app.command("list")
+def jobs_list(
+    state: Annotated[
+        str | None, typer.Option(help="available, running, completed, dead or cancelled")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """Jobs, newest first, with their last error."""
+    from casebridge.models import Job
+
+    settings = get_settings()
+    with database(settings) as db, unit_of_work(db.reader) as session:
+        stmt = select(Job).order_by(Job.id.desc()).limit(limit)
+        if state:
+            stmt = stmt.where(Job.state == state)
+        rows = [
+            [
+                str(j.id),
+                j.kind,
+                j.queue,
+                j.state,
+                f"{j.attempts}/{j.max_attempts}",
+                _when(j.run_at),
+                (j.last_error or "").splitlines()[0][:60] if j.last_error else "",
+            ]
+            for j in session.scalars(stmt)
+        ]
+    typer.echo(_table(["id", "kind", "queue", "state", "attempts", "run at", "last error"], rows))
+
+
+def _job_action(job_id: int, action: str) -> None:
+    from casebridge.jobs import queue
+
+    settings = get_settings()
+    with database(settings) as db, unit_of_work(db.writer) as session:
+        done = queue.retry(session, job_id) if action == "retry" else queue.discard(session, job_id)
+    if not done:
+        allowed = "dead or cancelled" if action == "retry" else "waiting or dead"
+        raise CliError(f"job {job_id} does not exist or is not {allowed}")
+    typer.echo(f"job {job_id}: {'queued again' if action == 'retry' else 'discarded'}")
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: Annotated[int, typer.Argument(help="The job's id.")]) -> None:
+    """Queue a dead (or cancelled) job again with fresh attempts."""
+    _job_action(job_id, "retry")
+
+
+@jobs_app.command("discard")
+def jobs_discard(job_id: Annotated[int, typer.Argument(help="The job's id.")]) -> None:
+    """Cancel a waiting or dead job."""
+    _job_action(job_id, "discard")
 
 
 # --- demo ----------------------------------------------------------------------------------------

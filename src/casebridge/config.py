@@ -10,9 +10,10 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret.key"
 
@@ -31,6 +32,20 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = Field(default=24, gt=0)
     # Size of the SQLAlchemy connection pool (PostgreSQL).
     db_pool_size: int = Field(default=10, gt=0)
+    # The worker embedded in `casebridge serve` (off with --no-worker) and its threads.
+    embedded_worker: bool = True
+    worker_concurrency: int = Field(default=4, gt=0, le=64)
+    # Seconds a claimed job is leased; a worker heartbeats every third of it.
+    job_lease_seconds: float = Field(default=30.0, gt=0)
+    # Extra modules whose register(registry) adds job kinds (comma-separated).
+    job_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("job_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [m.strip() for m in value.split(",") if m.strip()]
+        return value
 
     @property
     def blob_dir(self) -> Path:

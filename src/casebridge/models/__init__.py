@@ -5,6 +5,7 @@ from casebridge.models.base import Base
 from casebridge.models.contact import Contact, ContactAddress, ContactEmail, ContactPartyType, ContactPhone
 from casebridge.models.document import Document, DocumentVersion
 from casebridge.models.event import Event
+from casebridge.models.job import Job, RecurringSlot
 from casebridge.models.matter import Matter, MatterParticipant
 from casebridge.models.platform import Counter, FirmSetting, IdempotencyKey
 from casebridge.models.user import ApiToken, User
@@ -24,7 +25,9 @@ __all__ = [
     "Event",
     "FirmSetting",
     "IdempotencyKey",
+    "Job",
     "Matter",
     "MatterParticipant",
+    "RecurringSlot",
     "User",
 ]

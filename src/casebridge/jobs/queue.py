@@ -1,0 +1,264 @@
+"""Queue operations on the ``jobs`` table. Every function takes the caller's session and only flushes.
+
+- ``enqueue`` runs inside the caller's transaction: the job exists if and only if the change commits.
+- ``claim`` takes one due job: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the single writer lock on
+  SQLite. A job whose ``concurrency_key`` already has a running job is not claimable, and a partial
+  unique index makes that a database guarantee even when two workers race.
+- Every state change after the claim is guarded by ``locked_by``: a worker that lost its lease (it
+  stalled past ``locked_until`` and the job was rescued) cannot overwrite the job's newer state.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, aliased
+
+from casebridge.db.types import utcnow
+from casebridge.jobs.notify import ENQUEUED
+from casebridge.models.job import AVAILABLE, CANCELLED, COMPLETED, DEAD, RUNNING, Job
+
+INTERACTIVE = 0  # a person is waiting: run first
+DEFAULT_PRIORITY = 100
+BULK = 200  # backfills, reconciles: run when nothing else waits
+MAX_ERRORS_KEPT = 10
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    queue: str
+    args: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    concurrency_key: str | None
+
+
+def _insert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    args: dict[str, Any] | None = None,
+    *,
+    queue: str = "default",
+    priority: int = DEFAULT_PRIORITY,
+    run_at: datetime | None = None,
+    unique_key: str | None = None,
+    concurrency_key: str | None = None,
+    max_attempts: int = 20,
+) -> int | None:
+    """Add a job in the caller's transaction. Returns its id, or None when an identical job
+    (same ``unique_key``) is already waiting."""
+    values = {
+        "kind": kind,
+        "args": args or {},
+        "queue": queue,
+        "priority": priority,
+        "state": AVAILABLE,
+        "run_at": run_at or utcnow(),
+        "unique_key": unique_key,
+        "concurrency_key": concurrency_key,
+        "max_attempts": max_attempts,
+        "attempts": 0,
+        "errors": [],
+        "created_at": utcnow(),
+    }
+    stmt = _insert(session)(Job).values(**values)
+    if unique_key is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["unique_key"], index_where=Job.state == AVAILABLE)
+    job_id = session.scalar(stmt.returning(Job.id))
+    if job_id is None:
+        return None
+    session.info[ENQUEUED] = True
+    return int(job_id)
+
+
+def claim(
+    session: Session, worker_id: str, queues: list[str] | None, *, lease: timedelta
+) -> ClaimedJob | None:
+    """Take the best due job, mark it running under this worker's lease, and return it."""
+    now = utcnow()
+    running = aliased(Job)
+    candidate = (
+        select(Job.id)
+        .where(Job.state == AVAILABLE, Job.run_at <= now)
+        .where(
+            or_(
+                Job.concurrency_key.is_(None),
+                ~exists().where(running.state == RUNNING, running.concurrency_key == Job.concurrency_key),
+            )
+        )
+        .order_by(Job.priority, Job.run_at, Job.id)
+        .limit(1)
+    )
+    if queues:
+        candidate = candidate.where(Job.queue.in_(queues))
+    if session.get_bind().dialect.name == "postgresql":
+        candidate = candidate.with_for_update(skip_locked=True)
+    stmt = (
+        update(Job)
+        .where(Job.id == candidate.scalar_subquery())
+        .values(
+            state=RUNNING,
+            attempts=Job.attempts + 1,
+            locked_by=worker_id,
+            locked_until=now + lease,
+            started_at=now,
+        )
+        .returning(Job.id, Job.kind, Job.queue, Job.args, Job.attempts, Job.max_attempts, Job.concurrency_key)
+    )
+    row = session.execute(stmt).first()
+    if row is None:
+        return None
+    return ClaimedJob(
+        id=row.id,
+        kind=row.kind,
+        queue=row.queue,
+        args=row.args,
+        attempt=row.attempts,
+        max_attempts=row.max_attempts,
+        concurrency_key=row.concurrency_key,
+    )
+
+
+def _owned(job_id: int, worker_id: str) -> Any:
+    return and_(Job.id == job_id, Job.state == RUNNING, Job.locked_by == worker_id)
+
+
+def complete(session: Session, job_id: int, worker_id: str) -> bool:
+    result = session.execute(
+        update(Job)
+        .where(_owned(job_id, worker_id))
+        .values(state=COMPLETED, finished_at=utcnow(), locked_by=None, locked_until=None)
+    )
+    return _rowcount(result) == 1
+
+
+def backoff_seconds(attempt: int, *, base: float = 1.0, cap: float = 3600.0) -> float:
+    """Exponential backoff with full jitter in [0.5, 1.5) x base x 2^(attempt-1), capped."""
+    raw: float = min(cap, base * 2 ** max(0, attempt - 1))
+    return raw * (0.5 + random.random())
+
+
+def fail(
+    session: Session,
+    job: ClaimedJob,
+    worker_id: str,
+    error: str,
+    *,
+    retry_in: float | None = None,
+    give_up: bool = False,
+) -> str:
+    """Record a failed attempt: retry later (``available``) or, when out of attempts, ``dead``."""
+    now = utcnow()
+    current = session.scalar(select(Job.errors).where(_owned(job.id, worker_id)))
+    if current is None:
+        return "lost"  # the lease was lost; whoever holds the job now decides
+    errors = [*current, {"attempt": job.attempt, "at": now.isoformat(), "error": error[:2000]}]
+    errors = errors[-MAX_ERRORS_KEPT:]
+    dead = give_up or job.attempt >= job.max_attempts
+    values: dict[str, Any] = {
+        "last_error": error[:2000],
+        "errors": errors,
+        "locked_by": None,
+        "locked_until": None,
+    }
+    if dead:
+        values.update(state=DEAD, finished_at=now)
+    else:
+        delay = retry_in if retry_in is not None else backoff_seconds(job.attempt)
+        values.update(state=AVAILABLE, run_at=now + timedelta(seconds=delay))
+    session.execute(update(Job).where(_owned(job.id, worker_id)).values(**values))
+    return DEAD if dead else AVAILABLE
+
+
+def release(session: Session, job_id: int, worker_id: str, *, delay: float = 0.0) -> bool:
+    """Give a claimed job back without counting the attempt (shutdown, snooze)."""
+    result = session.execute(
+        update(Job)
+        .where(_owned(job_id, worker_id))
+        .values(
+            state=AVAILABLE,
+            attempts=Job.attempts - 1,
+            locked_by=None,
+            locked_until=None,
+            run_at=utcnow() + timedelta(seconds=delay),
+        )
+    )
+    return _rowcount(result) == 1
+
+
+def heartbeat(session: Session, worker_id: str, job_ids: list[int], *, lease: timedelta) -> int:
+    if not job_ids:
+        return 0
+    result = session.execute(
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.state == RUNNING, Job.locked_by == worker_id)
+        .values(locked_until=utcnow() + lease)
+    )
+    return _rowcount(result)
+
+
+def rescue_expired(session: Session) -> int:
+    """Jobs whose worker died (lease expired) run again, or go dead when out of attempts."""
+    now = utcnow()
+    expired = and_(Job.state == RUNNING, Job.locked_until < now)
+    note = "the worker running this job stopped heartbeating (killed or stalled); lease expired"
+    dead = session.execute(
+        update(Job)
+        .where(expired, Job.attempts >= Job.max_attempts)
+        .values(state=DEAD, finished_at=now, last_error=note, locked_by=None, locked_until=None)
+    )
+    retried = session.execute(
+        update(Job)
+        .where(expired)
+        .values(state=AVAILABLE, run_at=now, last_error=note, locked_by=None, locked_until=None)
+    )
+    return _rowcount(dead) + _rowcount(retried)
+
+
+def retry(session: Session, job_id: int) -> bool:
+    """Put a dead (or cancelled) job back in the queue with fresh attempts."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_((DEAD, CANCELLED)))
+        .values(state=AVAILABLE, attempts=0, run_at=utcnow(), finished_at=None)
+    )
+    return _rowcount(result) == 1
+
+
+def discard(session: Session, job_id: int) -> bool:
+    """Cancel a job that is waiting or dead; a running job cannot be discarded."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_((AVAILABLE, DEAD)))
+        .values(state=CANCELLED, finished_at=utcnow())
+    )
+    return _rowcount(result) == 1
+
+
+def prune_finished(session: Session, older_than: timedelta) -> int:
+    result = session.execute(
+        delete(Job).where(Job.state.in_((COMPLETED, CANCELLED)), Job.finished_at < utcnow() - older_than)
+    )
+    return _rowcount(result)
+
+
+def depth(session: Session) -> dict[tuple[str, str], int]:
+    """Jobs by (queue, state), for metrics and the CLI."""
+    rows = session.execute(select(Job.queue, Job.state, func.count()).group_by(Job.queue, Job.state))
+    return {(q, s): int(n) for q, s, n in rows}
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
