@@ -172,9 +172,10 @@ def test_token_create_list_revoke(cli: Cli) -> None:
 
     db = Database.from_url(cli.url)
     try:
-        with unit_of_work(db.writer) as session:
-            principal = authenticate(session, secret)
-        assert principal is not None
+        with unit_of_work(db.reader) as session:
+            found = authenticate(session, secret)
+        assert found is not None
+        principal = found.principal
         assert principal.role is Role.STAFF
         assert principal.name == "x"
 
@@ -193,7 +194,7 @@ def test_token_create_list_revoke(cli: Cli) -> None:
 
         revoked = cli.ok("token", "revoke", "x")
         assert revoked.startswith("revoked staff token 'x'")
-        with unit_of_work(db.writer) as session:
+        with unit_of_work(db.reader) as session:
             assert authenticate(session, secret) is None
 
         (row,) = [r for r in cli.ok("token", "list").splitlines()[1:] if r.split()[1] == "x"]

@@ -67,13 +67,24 @@ def revoke_token(session: Session, token: ApiToken) -> None:
         session.flush()
 
 
-def authenticate(session: Session, secret: str) -> Principal | None:
+@dataclass(frozen=True)
+class Authenticated:
+    principal: Principal
+    # True when last_used_at is older than its granularity and should be touched (by a writer).
+    stale_last_used: bool
+
+
+def authenticate(session: Session, secret: str) -> Authenticated | None:
+    """Look a token up (a read: no write lock is taken for the ordinary request)."""
     if not secret.startswith(TOKEN_PREFIX):
         return None
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
     if row is None or row.revoked_at is not None:
         return None
-    now = utcnow()
-    if row.last_used_at is None or now - row.last_used_at > _LAST_USED_GRANULARITY:
-        session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
-    return Principal(token_id=row.id, name=row.name, role=Role(row.role), user_id=row.user_id)
+    stale = row.last_used_at is None or utcnow() - row.last_used_at > _LAST_USED_GRANULARITY
+    principal = Principal(token_id=row.id, name=row.name, role=Role(row.role), user_id=row.user_id)
+    return Authenticated(principal, stale)
+
+
+def touch(session: Session, token_id: uuid.UUID) -> None:
+    session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))

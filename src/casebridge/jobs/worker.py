@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from casebridge.config import Settings
@@ -133,8 +133,8 @@ class Worker:
                 return queue.claim(session, self.worker_id, self.queues, lease=self.lease)
         except IntegrityError:
             return None  # lost a race for a concurrency key; try again at once
-        except OperationalError as exc:
-            log.warning("claim failed (database unavailable?): %s", exc.orig)
+        except SQLAlchemyError as exc:  # unavailable, or not migrated yet: back off, never die
+            log.warning("claim failed: %s", getattr(exc, "orig", exc))
             self._stopping.wait(1.0)
             return None
 
@@ -214,8 +214,8 @@ class Worker:
                 self.maintain(prune=time.monotonic() - last_prune > 3600)
                 if time.monotonic() - last_prune > 3600:
                     last_prune = time.monotonic()
-            except OperationalError as exc:
-                log.warning("maintenance skipped (database unavailable?): %s", exc.orig)
+            except SQLAlchemyError as exc:
+                log.warning("maintenance skipped: %s", getattr(exc, "orig", exc))
             except Exception:
                 log.exception("maintenance failed")
 

@@ -8,7 +8,7 @@ such as ``body.emails.0.address`` or ``query.limit``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -143,6 +143,26 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     return out
 
 
+def _flat_routes(routes: Iterable[Any]) -> Iterator[Any]:
+    for route in routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts is not None:  # FastAPI's lazily included router
+            yield from contexts()
+        else:
+            yield route
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """Every method some route accepts on this path (Starlette reports only the first route's)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for route in _flat_routes(request.app.router.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return methods
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -157,9 +177,13 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"No route matches {request.method} {request.url.path}."
+        headers = dict(exc.headers or {})
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}."
-        return problem_response(Problem(exc.status_code, detail, headers=dict(exc.headers or {})), request)
+            allowed = allowed_methods(request)
+            if allowed:
+                headers["Allow"] = ", ".join(sorted(allowed))
+        return problem_response(Problem(exc.status_code, detail, headers=headers), request)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:

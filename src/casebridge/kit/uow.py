@@ -28,8 +28,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from casebridge.auth.service import authenticate
-from casebridge.db.session import unit_of_work
+from casebridge.auth.service import authenticate, touch
+from casebridge.db.session import Database, unit_of_work
 from casebridge.db.types import utcnow
 from casebridge.events.outbox import set_actor
 from casebridge.kit.context import Principal, app_context
@@ -65,15 +65,19 @@ def _authenticate(request: Request) -> Principal:
             "Send an API token as 'Authorization: Bearer <token>'; create one with `casebridge token create`.",
             headers={"WWW-Authenticate": 'Bearer realm="casebridge"'},
         )
-    with unit_of_work(app_context(request).db.writer) as session:
-        principal = authenticate(session, secret.strip())
-    if principal is None:
+    db = app_context(request).db
+    with unit_of_work(db.reader) as session:
+        found = authenticate(session, secret.strip())
+    if found is None:
         raise Problem(
             401,
             "The API token is unknown or has been revoked.",
             headers={"WWW-Authenticate": 'Bearer realm="casebridge", error="invalid_token"'},
         )
-    return principal
+    if found.stale_last_used:  # at most every few minutes per token, so reads rarely write
+        with unit_of_work(db.writer) as session:
+            touch(session, found.principal.token_id)
+    return found.principal
 
 
 def _fingerprint(request: Request, body_sha256: str) -> str:
@@ -96,6 +100,11 @@ def _find_key(session: Session, principal: Principal, key: str) -> IdempotencyKe
             IdempotencyKey.expires_at > utcnow(),
         )
     )
+
+
+def _lookup_key(db: Database, principal: Principal, key: str) -> IdempotencyKey | None:
+    with unit_of_work(db.reader) as session:
+        return _find_key(session, principal, key)
 
 
 def _replay(row: IdempotencyKey, fingerprint: str) -> Response:
@@ -136,8 +145,7 @@ class ApiRoute(APIRoute):
         if key is not None:
             if not streaming:
                 body_sha256 = hashlib.sha256(await request.body()).hexdigest()
-            with unit_of_work(ctx.db.reader) as probe:
-                existing = await run_in_threadpool(_find_key, probe, principal, key)
+            existing = await run_in_threadpool(_lookup_key, ctx.db, principal, key)
             if existing is not None:
                 if body_sha256 is None:
                     body_sha256 = await _hash_stream(request)
@@ -185,6 +193,7 @@ class ApiRoute(APIRoute):
     ) -> Response | None:
         """Store the response for replay; if a concurrent request won the key, replay that one instead."""
         ctx = app_context(request)
+        session.flush()  # the change's own constraint errors surface here, not as a key race below
         now = utcnow()
         session.execute(
             delete(IdempotencyKey).where(
@@ -211,8 +220,7 @@ class ApiRoute(APIRoute):
             session.flush()
         except IntegrityError:
             session.rollback()
-            with unit_of_work(ctx.db.reader) as probe:
-                winner = _find_key(probe, principal, key)
+            winner = _lookup_key(ctx.db, principal, key)
             if winner is None:
                 raise Problem(
                     409, "A request with this Idempotency-Key is still in progress; retry shortly."
