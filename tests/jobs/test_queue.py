@@ -255,3 +255,36 @@ def test_discard_and_depth(clean: Backend) -> None:
         assert queue.discard(session, job_id)  # type: ignore[arg-type]
         assert not queue.retry(session, 10**9)
         assert queue.depth(session) == {("bulk", "cancelled"): 1}
+
+
+def test_retry_of_a_job_whose_twin_waits_merges_into_the_twin(clean: Backend) -> None:
+    lease = timedelta(seconds=30)
+    first = enqueue(clean, "deliver", unique_key="deliver:contact:1")
+    with unit_of_work(clean.db.writer) as session:
+        running = queue.claim(session, "w", None, lease=lease)
+    assert running is not None
+    assert running.id == first
+    twin = enqueue(clean, "deliver", unique_key="deliver:contact:1")  # a new trigger while it runs
+    assert twin is not None
+    with unit_of_work(clean.db.writer) as session:
+        assert queue.fail(session, running, "w", "receiver down", retry_in=60) == "merged"
+    by_id = {j.id: j for j in jobs(clean)}
+    assert by_id[first].state == "cancelled"
+    assert f"waiting job {twin}" in (by_id[first].last_error or "")
+    assert by_id[twin].state == "available"
+    assert by_id[twin].attempts == 1
+    assert by_id[twin].run_at > utcnow() + timedelta(seconds=50)  # the backoff is kept
+    assert by_id[twin].errors[-1]["error"] == "receiver down"
+    # the same holds for a lease that expires and for a release
+    with unit_of_work(clean.db.writer) as session:
+        session.execute(update(Job).where(Job.id == twin).values(run_at=utcnow()))
+        again = queue.claim(session, "w2", None, lease=lease)
+    assert again is not None
+    third = enqueue(clean, "deliver", unique_key="deliver:contact:1")
+    with unit_of_work(clean.db.writer) as session:
+        session.execute(
+            update(Job).where(Job.id == twin).values(locked_until=utcnow() - timedelta(seconds=1))
+        )
+        assert queue.rescue_expired(session) == 1
+    states = {j.id: j.state for j in jobs(clean)}
+    assert (states[twin], states[third]) == ("cancelled", "available")

@@ -9,6 +9,7 @@ from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from casebridge.db.types import utcnow
+from casebridge.jobs import queue
 from casebridge.kit.context import Principal
 from casebridge.models import Event
 
@@ -17,6 +18,7 @@ ACTOR = "casebridge.actor"
 REQUEST_ID = "casebridge.request_id"
 # Held from the events' INSERT to COMMIT so that event ids are assigned in commit order (PostgreSQL).
 _OUTBOX_LOCK_ID = 0x43425F4F5554  # "CB_OUT"
+DISPATCH = "events.dispatch"
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,20 @@ def _write_pending(session: Session) -> None:
             request_id=request_id,
         )
         for p in pending
+    )
+    request_dispatch(session)
+
+
+def request_dispatch(session: Session) -> None:
+    """Make sure an event dispatcher will run after this transaction (no-op if one already waits)."""
+    queue.enqueue(
+        session,
+        DISPATCH,
+        {},
+        priority=queue.INTERACTIVE,
+        unique_key=DISPATCH,
+        concurrency_key=DISPATCH,
+        max_attempts=1000,
     )
 
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from casebridge.config import Settings
 from casebridge.db.types import utcnow
+from casebridge.events import delivery
 from casebridge.jobs.registry import JobRegistry
 from casebridge.jobs.worker import JobContext
 
@@ -43,6 +44,7 @@ def build_registry(settings: Settings | None = None) -> JobRegistry:
     registry.register("documents.purge", purge_documents)
     registry.register("platform.purge_idempotency_keys", purge_idempotency_keys)
     registry.register("jobs.prune", prune_jobs)
+    delivery.register_jobs(registry)
     registry.every("documents-purge", "documents.purge", "15 3 * * *", priority=200)
     registry.every("idempotency-keys-purge", "platform.purge_idempotency_keys", "@hourly", priority=200)
     registry.every("jobs-prune", "jobs.prune", "30 * * * *", priority=200)

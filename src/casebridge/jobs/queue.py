@@ -135,7 +135,9 @@ def _owned(job_id: int, worker_id: str) -> Any:
     return and_(Job.id == job_id, Job.state == RUNNING, Job.locked_by == worker_id)
 
 
-def complete(session: Session, job_id: int, worker_id: str) -> bool:
+def complete(session: Session, job_id: int, worker_id: str, *, keep: bool = True) -> bool:
+    if not keep:
+        return _rowcount(session.execute(delete(Job).where(_owned(job_id, worker_id)))) == 1
     result = session.execute(
         update(Job)
         .where(_owned(job_id, worker_id))
@@ -150,6 +152,49 @@ def backoff_seconds(attempt: int, *, base: float = 1.0, cap: float = 3600.0) -> 
     return raw * (0.5 + random.random())
 
 
+def _locked_row(session: Session, job_id: int, worker_id: str | None) -> Job | None:
+    cond = Job.id == job_id
+    if worker_id is not None:
+        cond = _owned(job_id, worker_id)
+    stmt = select(Job).where(cond)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt)
+
+
+def _requeue(session: Session, job: Job, *, run_at: datetime, attempts: int, last_error: str | None) -> str:
+    """Make ``job`` available again at ``run_at``. If an identical job (same ``unique_key``) is already
+    waiting, that one takes over this job's schedule and attempt count, and this one is closed as
+    superseded: the unique key's promise (one waiting job per key) holds, and no retry is lost."""
+    now = utcnow()
+    job.locked_by = None
+    job.locked_until = None
+    if last_error is not None:
+        job.last_error = last_error
+    if job.unique_key is not None:
+        twin_stmt = select(Job).where(
+            Job.unique_key == job.unique_key, Job.state == AVAILABLE, Job.id != job.id
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            twin_stmt = twin_stmt.with_for_update()
+        twin = session.scalar(twin_stmt)
+        if twin is not None:
+            twin.run_at = max(twin.run_at, run_at)
+            twin.attempts = max(twin.attempts, attempts)
+            twin.errors = [*job.errors, *twin.errors][-MAX_ERRORS_KEPT:]
+            twin.last_error = job.last_error
+            job.state = CANCELLED
+            job.finished_at = now
+            job.last_error = f"superseded by the identical waiting job {twin.id}"
+            session.flush()
+            return "merged"
+    job.state = AVAILABLE
+    job.run_at = run_at
+    job.attempts = attempts
+    session.flush()
+    return AVAILABLE
+
+
 def fail(
     session: Session,
     job: ClaimedJob,
@@ -160,42 +205,33 @@ def fail(
     give_up: bool = False,
 ) -> str:
     """Record a failed attempt: retry later (``available``) or, when out of attempts, ``dead``."""
-    now = utcnow()
-    current = session.scalar(select(Job.errors).where(_owned(job.id, worker_id)))
-    if current is None:
+    row = _locked_row(session, job.id, worker_id)
+    if row is None:
         return "lost"  # the lease was lost; whoever holds the job now decides
-    errors = [*current, {"attempt": job.attempt, "at": now.isoformat(), "error": error[:2000]}]
-    errors = errors[-MAX_ERRORS_KEPT:]
-    dead = give_up or job.attempt >= job.max_attempts
-    values: dict[str, Any] = {
-        "last_error": error[:2000],
-        "errors": errors,
-        "locked_by": None,
-        "locked_until": None,
-    }
-    if dead:
-        values.update(state=DEAD, finished_at=now)
-    else:
-        delay = retry_in if retry_in is not None else backoff_seconds(job.attempt)
-        values.update(state=AVAILABLE, run_at=now + timedelta(seconds=delay))
-    session.execute(update(Job).where(_owned(job.id, worker_id)).values(**values))
-    return DEAD if dead else AVAILABLE
+    now = utcnow()
+    row.errors = [*row.errors, {"attempt": job.attempt, "at": now.isoformat(), "error": error[:2000]}][
+        -MAX_ERRORS_KEPT:
+    ]
+    if give_up or job.attempt >= job.max_attempts:
+        row.state, row.finished_at, row.last_error = DEAD, now, error[:2000]
+        row.locked_by, row.locked_until = None, None
+        session.flush()
+        return DEAD
+    delay = retry_in if retry_in is not None else backoff_seconds(job.attempt)
+    return _requeue(
+        session, row, run_at=now + timedelta(seconds=delay), attempts=row.attempts, last_error=error[:2000]
+    )
 
 
 def release(session: Session, job_id: int, worker_id: str, *, delay: float = 0.0) -> bool:
     """Give a claimed job back without counting the attempt (shutdown, snooze)."""
-    result = session.execute(
-        update(Job)
-        .where(_owned(job_id, worker_id))
-        .values(
-            state=AVAILABLE,
-            attempts=Job.attempts - 1,
-            locked_by=None,
-            locked_until=None,
-            run_at=utcnow() + timedelta(seconds=delay),
-        )
+    row = _locked_row(session, job_id, worker_id)
+    if row is None:
+        return False
+    _requeue(
+        session, row, run_at=utcnow() + timedelta(seconds=delay), attempts=row.attempts - 1, last_error=None
     )
-    return _rowcount(result) == 1
+    return True
 
 
 def heartbeat(session: Session, worker_id: str, job_ids: list[int], *, lease: timedelta) -> int:
@@ -212,29 +248,29 @@ def heartbeat(session: Session, worker_id: str, job_ids: list[int], *, lease: ti
 def rescue_expired(session: Session) -> int:
     """Jobs whose worker died (lease expired) run again, or go dead when out of attempts."""
     now = utcnow()
-    expired = and_(Job.state == RUNNING, Job.locked_until < now)
     note = "the worker running this job stopped heartbeating (killed or stalled); lease expired"
-    dead = session.execute(
-        update(Job)
-        .where(expired, Job.attempts >= Job.max_attempts)
-        .values(state=DEAD, finished_at=now, last_error=note, locked_by=None, locked_until=None)
-    )
-    retried = session.execute(
-        update(Job)
-        .where(expired)
-        .values(state=AVAILABLE, run_at=now, last_error=note, locked_by=None, locked_until=None)
-    )
-    return _rowcount(dead) + _rowcount(retried)
+    stmt = select(Job).where(Job.state == RUNNING, Job.locked_until < now).limit(500)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(session.scalars(stmt))
+    for row in rows:
+        if row.attempts >= row.max_attempts:
+            row.state, row.finished_at, row.last_error = DEAD, now, note
+            row.locked_by, row.locked_until = None, None
+        else:
+            _requeue(session, row, run_at=now, attempts=row.attempts, last_error=note)
+    session.flush()
+    return len(rows)
 
 
 def retry(session: Session, job_id: int) -> bool:
     """Put a dead (or cancelled) job back in the queue with fresh attempts."""
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.state.in_((DEAD, CANCELLED)))
-        .values(state=AVAILABLE, attempts=0, run_at=utcnow(), finished_at=None)
-    )
-    return _rowcount(result) == 1
+    row = _locked_row(session, job_id, None)
+    if row is None or row.state not in (DEAD, CANCELLED):
+        return False
+    row.finished_at = None
+    _requeue(session, row, run_at=utcnow(), attempts=0, last_error=None)
+    return True
 
 
 def discard(session: Session, job_id: int) -> bool:

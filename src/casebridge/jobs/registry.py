@@ -16,6 +16,8 @@ class JobSpec:
     handler: Callable[[Any], None]
     backoff_base: float = 1.0
     backoff_cap: float = 3600.0
+    # False for high-volume internal jobs (event dispatch): their row is deleted when they succeed.
+    keep_completed: bool = True
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,7 @@ class Worker:
                 return "snoozed"
             if error is not None:
                 return queue.fail(session, job, self.worker_id, error, retry_in=retry_in, give_up=give_up)
-            queue.complete(session, job.id, self.worker_id)
+            queue.complete(session, job.id, self.worker_id, keep=spec.keep_completed if spec else True)
             return "completed"
 
         outcome = self._finish(record)
@@ -198,9 +198,12 @@ class Worker:
             try:
                 with unit_of_work(self.db.writer) as session:
                     return record(session)
-            except OperationalError as exc:
+            except (OperationalError, IntegrityError) as exc:  # unavailable, or raced an identical job
                 log.warning("recording a job outcome failed (try %d): %s", attempt + 1, exc.orig)
-                time.sleep(0.2 * 2**attempt)
+                time.sleep(0.05 * 2**attempt)
+            except SQLAlchemyError:
+                log.exception("recording a job outcome failed; its lease will expire and it will run again")
+                return "unrecorded"
         log.error("could not record a job outcome; its lease will expire and it will run again")
         return "unrecorded"
 

@@ -8,6 +8,7 @@ from casebridge.models.event import Event
 from casebridge.models.job import Job, RecurringSlot
 from casebridge.models.matter import Matter, MatterParticipant
 from casebridge.models.platform import Counter, FirmSetting, IdempotencyKey
+from casebridge.models.subscription import EventDelivery, EventSubscription
 from casebridge.models.user import ApiToken, User
 
 __all__ = [
@@ -23,6 +24,8 @@ __all__ = [
     "Document",
     "DocumentVersion",
     "Event",
+    "EventDelivery",
+    "EventSubscription",
     "FirmSetting",
     "IdempotencyKey",
     "Job",

@@ -1,0 +1,192 @@
+"""Fan-out of business events to subscribers: at least once each, in order per entity, isolated.
+
+Two job kinds do the work:
+
+- ``events.dispatch`` (one at a time, at most one waiting) moves each active subscription's cursor
+  over new events, writes a ``pending`` delivery for each event the subscriber wants, and enqueues
+  one ``events.deliver`` job per (subscriber, entity) that got deliveries. Cursor and deliveries are
+  written in one transaction, so a crash never loses or half-writes a fan-out.
+- ``events.deliver`` (one at a time per subscriber and entity) hands that entity's pending deliveries
+  to the subscriber in event order. On failure it retries with backoff and the entity's later events
+  wait behind the failed one (order per entity); other entities and other subscribers carry on.
+  After the subscriber kind's last attempt the delivery is marked ``failed`` and the queue moves on.
+
+A subscriber *kind* (webhook, workflows, a connector) registers how to filter and deliver; a
+*subscription* row is one subscriber of that kind with its own cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from casebridge.db.types import utcnow
+from casebridge.events.outbox import DISPATCH, request_dispatch
+from casebridge.events.schemas import EventOut
+from casebridge.jobs import queue
+from casebridge.jobs.errors import RetryLater
+from casebridge.jobs.registry import JobRegistry
+from casebridge.jobs.worker import JobContext
+from casebridge.models import Event, EventDelivery, EventSubscription
+from casebridge.models.subscription import DELIVERED, FAILED, PENDING
+
+log = logging.getLogger("casebridge.events")
+
+DELIVER = "events.deliver"
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a subscriber's ``deliver`` gets: the event, and which attempt this is (1-based)."""
+
+    ctx: JobContext
+    subscription: EventSubscription
+    event: EventOut
+    attempt: int
+
+
+@dataclass(frozen=True)
+class SubscriberKind:
+    name: str
+    # Cheap filter run by the dispatcher inside its transaction (for example type patterns).
+    wants: Callable[[Session, EventSubscription, Event], bool]
+    # Do the delivery; raise to retry. Runs outside any transaction: open your own to write.
+    deliver: Callable[[Delivery], None]
+    max_attempts: int = 20
+    backoff_base: float = 1.0
+    backoff_cap: float = 3600.0
+    # Called once a delivery has used its last attempt (for example to disable a failing webhook).
+    on_exhausted: Callable[[JobContext, EventSubscription, EventOut, str], None] | None = None
+
+
+KINDS: dict[str, SubscriberKind] = {}
+
+
+def register_kind(kind: SubscriberKind) -> None:
+    KINDS[kind.name] = kind
+
+
+def subscribe(session: Session, *, name: str, kind: str, target_id: str | None = None) -> EventSubscription:
+    """A new subscriber starts at the newest event: it receives what happens from now on."""
+    newest = session.scalar(select(func.max(Event.id))) or 0
+    sub = EventSubscription(name=name, kind=kind, target_id=target_id, cursor=newest, active=True)
+    session.add(sub)
+    session.flush()
+    return sub
+
+
+def entity_key(event: Event) -> str:
+    return f"{event.entity_type}:{event.entity_id}"
+
+
+def _deliver_key(subscription_id: uuid.UUID, key: str) -> str:
+    return f"deliver:{subscription_id}:{key}"
+
+
+def dispatch(ctx: JobContext) -> None:
+    more = False
+    with ctx.unit_of_work() as session:
+        subs = list(session.scalars(select(EventSubscription).where(EventSubscription.active.is_(True))))
+        for sub in subs:
+            kind = KINDS.get(sub.kind)
+            if kind is None:
+                continue
+            events = list(
+                session.scalars(select(Event).where(Event.id > sub.cursor).order_by(Event.id).limit(BATCH))
+            )
+            if not events:
+                continue
+            more = more or len(events) == BATCH
+            keys: set[str] = set()
+            for ev in events:
+                if kind.wants(session, sub, ev):
+                    key = entity_key(ev)
+                    session.add(EventDelivery(subscription_id=sub.id, event_id=ev.id, entity_key=key))
+                    keys.add(key)
+            sub.cursor = events[-1].id
+            for key in sorted(keys):
+                job_key = _deliver_key(sub.id, key)
+                queue.enqueue(
+                    session,
+                    DELIVER,
+                    {"subscription_id": str(sub.id), "entity_key": key},
+                    priority=queue.INTERACTIVE,
+                    unique_key=job_key,
+                    concurrency_key=job_key,
+                    max_attempts=100_000,  # the delivery's own attempts decide when to give up
+                )
+        if more:
+            request_dispatch(session)
+
+
+def _next_pending(session: Session, sub_id: uuid.UUID, key: str) -> tuple[EventDelivery, Event] | None:
+    row = session.execute(
+        select(EventDelivery, Event)
+        .join(Event, Event.id == EventDelivery.event_id)
+        .where(
+            EventDelivery.subscription_id == sub_id,
+            EventDelivery.entity_key == key,
+            EventDelivery.state == PENDING,
+        )
+        .order_by(EventDelivery.event_id)
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def deliver(ctx: JobContext) -> None:
+    sub_id = uuid.UUID(ctx.args["subscription_id"])
+    key = str(ctx.args["entity_key"])
+    while True:
+        with ctx.unit_of_work() as session:
+            sub = session.get(EventSubscription, sub_id)
+            if sub is None or not sub.active:
+                return  # deleted or paused: its pending deliveries wait (or went with it)
+            found = _next_pending(session, sub_id, key)
+            if found is None:
+                return
+            delivery, event = found
+            delivery_id, attempt = delivery.id, delivery.attempts + 1
+            out = EventOut.of(event)
+            session.expunge(sub)
+        kind = KINDS.get(sub.kind)
+        if kind is None:
+            raise RetryLater(60, f"no subscriber kind {sub.kind!r} is registered in this process")
+        try:
+            kind.deliver(Delivery(ctx, sub, out, attempt))
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            exhausted = attempt >= kind.max_attempts
+            with ctx.unit_of_work() as session:
+                row = session.get(EventDelivery, delivery_id)
+                if row is not None:
+                    row.attempts = attempt
+                    row.last_error = error
+                    if exhausted:
+                        row.state = FAILED
+            if not exhausted:
+                raise RetryLater(
+                    queue.backoff_seconds(attempt, base=kind.backoff_base, cap=kind.backoff_cap),
+                    f"delivery of event {out.id} to {sub.name} failed (attempt {attempt}): {error}",
+                ) from exc
+            log.warning("giving up delivering event %s to %s after %d attempts", out.id, sub.name, attempt)
+            if kind.on_exhausted is not None:
+                kind.on_exhausted(ctx, sub, out, error)
+            continue
+        with ctx.unit_of_work() as session:
+            row = session.get(EventDelivery, delivery_id)
+            if row is not None:
+                row.attempts = attempt
+                row.state = DELIVERED
+                row.delivered_at = utcnow()
+
+
+def register_jobs(registry: JobRegistry) -> None:
+    registry.register(DISPATCH, dispatch, keep_completed=False)
+    registry.register(DELIVER, deliver, keep_completed=False)
