@@ -288,3 +288,10 @@ def test_retry_of_a_job_whose_twin_waits_merges_into_the_twin(clean: Backend) ->
         assert queue.rescue_expired(session) == 1
     states = {j.id: j.state for j in jobs(clean)}
     assert (states[twin], states[third]) == ("cancelled", "available")
+
+
+def test_unique_enqueue_survives_prepared_statements(clean: Backend) -> None:
+    """psycopg prepares a statement after five executions; the ON CONFLICT inference must still work."""
+    for n in range(12):
+        enqueue(clean, "events.dispatch", unique_key="events.dispatch")
+        assert len(jobs(clean)) == 1, n

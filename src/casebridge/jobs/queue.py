@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -24,6 +24,7 @@ from casebridge.db.types import utcnow
 from casebridge.jobs.notify import ENQUEUED
 from casebridge.models.job import AVAILABLE, CANCELLED, COMPLETED, DEAD, RUNNING, Job
 
+_WAITING = "state = 'available'"  # the predicate of the partial unique index uq_jobs_unique_key_waiting
 INTERACTIVE = 0  # a person is waiting: run first
 DEFAULT_PRIORITY = 100
 BULK = 200  # backfills, reconciles: run when nothing else waits
@@ -75,7 +76,9 @@ def enqueue(
     }
     stmt = _insert(session)(Job).values(**values)
     if unique_key is not None:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["unique_key"], index_where=Job.state == AVAILABLE)
+        # The predicate must be a literal: with a bound parameter PostgreSQL cannot match the partial
+        # index once psycopg prepares the statement (a generic plan, after five executions).
+        stmt = stmt.on_conflict_do_nothing(index_elements=["unique_key"], index_where=text(_WAITING))
     job_id = session.scalar(stmt.returning(Job.id))
     if job_id is None:
         return None
