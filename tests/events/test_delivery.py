@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from casebridge.db.session import unit_of_work
 from casebridge.events.delivery import Delivery, SubscriberKind, register_kind, subscribe
+from casebridge.events.outbox import subscribers_changed
 from casebridge.jobs.builtin import build_registry
 from casebridge.jobs.worker import Worker
 from casebridge.models import Event, EventDelivery, EventSubscription
@@ -168,5 +169,6 @@ def test_paused_subscription_keeps_its_deliveries_for_later(
         sub = session.scalar(select(EventSubscription).where(EventSubscription.name == "pause"))
         assert sub is not None
         sub.active = True
+    subscribers_changed()
     api.patch(f"/api/v1/contacts/{made[0]['id']}", json={"notes": "wake"})  # any new event dispatches
     wait_for(lambda: sink.by_entity() == contact_events(clean))

@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casebridge.db.types import utcnow
-from casebridge.events.outbox import DISPATCH, request_dispatch
+from casebridge.events.outbox import DISPATCH, request_dispatch, subscribers_changed
 from casebridge.events.schemas import EventOut
 from casebridge.jobs import queue
 from casebridge.jobs.errors import RetryLater
@@ -78,6 +78,7 @@ def subscribe(session: Session, *, name: str, kind: str, target_id: str | None =
     sub = EventSubscription(name=name, kind=kind, target_id=target_id, cursor=newest, active=True)
     session.add(sub)
     session.flush()
+    subscribers_changed()
     return sub
 
 

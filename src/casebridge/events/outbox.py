@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, exists, select, text
 from sqlalchemy.orm import Session
 
 from casebridge.db.types import utcnow
 from casebridge.jobs import queue
 from casebridge.kit.context import Principal
-from casebridge.models import Event
+from casebridge.models import Event, EventSubscription
 
 _PENDING = "casebridge.pending_events"
 ACTOR = "casebridge.actor"
@@ -71,7 +72,31 @@ def _write_pending(session: Session) -> None:
         )
         for p in pending
     )
-    request_dispatch(session)
+    if has_subscribers(session):
+        request_dispatch(session)
+
+
+_SUBSCRIBERS_TTL = 5.0
+_subscribers_seen: dict[str, tuple[bool, float]] = {}
+
+
+def has_subscribers(session: Session) -> bool:
+    """Whether any subscriber is active, cached per database for a few seconds: a firm with no
+    webhooks or workflows pays nothing for fan-out. Events are never lost by the cache: a subscriber
+    reads from its own cursor, so at worst its first events wait for the next write to dispatch them."""
+    key = session.get_bind().engine.url.render_as_string(hide_password=True)
+    now = time.monotonic()
+    cached = _subscribers_seen.get(key)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    active = bool(session.scalar(select(exists().where(EventSubscription.active.is_(True)))))
+    _subscribers_seen[key] = (active, now + _SUBSCRIBERS_TTL)
+    return active
+
+
+def subscribers_changed() -> None:
+    """Forget the cached answer (this process just added or re-activated a subscriber)."""
+    _subscribers_seen.clear()
 
 
 def request_dispatch(session: Session) -> None:
