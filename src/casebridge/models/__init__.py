@@ -6,13 +6,25 @@ from casebridge.models.contact import Contact, ContactAddress, ContactEmail, Con
 from casebridge.models.document import Document, DocumentVersion
 from casebridge.models.event import Event
 from casebridge.models.job import Job, RecurringSlot
+from casebridge.models.linked_service import LinkedService
 from casebridge.models.matter import Matter, MatterParticipant
 from casebridge.models.platform import Counter, FirmSetting, IdempotencyKey
 from casebridge.models.subscription import EventDelivery, EventSubscription
 from casebridge.models.user import ApiToken, User
+from casebridge.models.webhook import Webhook, WebhookDelivery
+from casebridge.models.workflow import (
+    Alert,
+    MatterNote,
+    Workflow,
+    WorkflowEvaluation,
+    WorkflowInstance,
+    WorkflowStepLog,
+    WorkflowVersion,
+)
 
 __all__ = [
     "Activity",
+    "Alert",
     "ApiToken",
     "Base",
     "Contact",
@@ -29,8 +41,17 @@ __all__ = [
     "FirmSetting",
     "IdempotencyKey",
     "Job",
+    "LinkedService",
     "Matter",
+    "MatterNote",
     "MatterParticipant",
     "RecurringSlot",
     "User",
+    "Webhook",
+    "WebhookDelivery",
+    "Workflow",
+    "WorkflowEvaluation",
+    "WorkflowInstance",
+    "WorkflowStepLog",
+    "WorkflowVersion",
 ]
