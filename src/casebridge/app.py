@@ -45,10 +45,15 @@ def _operation_id(route: APIRoute) -> str:
 
 def api_routers() -> list[APIRouter]:
     from casebridge.activities.routes import router as activities_router
+    from casebridge.alerts.routes import router as alerts_router
     from casebridge.documents.routes import router as documents_router
+    from casebridge.jobs.routes import router as jobs_router
+    from casebridge.linked_services.routes import router as linked_services_router
     from casebridge.matters.routes import router as matters_router
     from casebridge.matters.routes import settings_router
     from casebridge.users.routes import router as users_router
+    from casebridge.webhooks.routes import router as webhooks_router
+    from casebridge.workflows.routes import router as workflows_router
 
     return [
         contacts_router,
@@ -58,6 +63,11 @@ def api_routers() -> list[APIRouter]:
         users_router,
         events_router,
         settings_router,
+        webhooks_router,
+        linked_services_router,
+        workflows_router,
+        alerts_router,
+        jobs_router,
     ]
 
 

@@ -14,6 +14,8 @@ from casebridge.db.types import utcnow
 from casebridge.events import delivery
 from casebridge.jobs.registry import JobRegistry
 from casebridge.jobs.worker import JobContext
+from casebridge.webhooks import subscriber as webhooks_subscriber
+from casebridge.workflows import subscriber as workflows_subscriber
 
 
 def purge_documents(ctx: JobContext) -> None:
@@ -45,6 +47,8 @@ def build_registry(settings: Settings | None = None) -> JobRegistry:
     registry.register("platform.purge_idempotency_keys", purge_idempotency_keys)
     registry.register("jobs.prune", prune_jobs)
     delivery.register_jobs(registry)
+    webhooks_subscriber.register(registry)
+    workflows_subscriber.register(registry)
     registry.every("documents-purge", "documents.purge", "15 3 * * *", priority=200)
     registry.every("idempotency-keys-purge", "platform.purge_idempotency_keys", "@hourly", priority=200)
     registry.every("jobs-prune", "jobs.prune", "30 * * * *", priority=200)

@@ -1,0 +1,1 @@
+"""Alerts and matter notes: what workflows (and people) leave on a matter."""

@@ -1,0 +1,1 @@
+"""Outbound webhooks: signed deliveries of business events to URLs that subscribe to them."""

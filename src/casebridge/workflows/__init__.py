@@ -1,0 +1,1 @@
+"""Workflows: event-triggered, versioned definitions whose steps call linked services and change records."""
