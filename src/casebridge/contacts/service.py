@@ -20,6 +20,7 @@ from casebridge.contacts.schemas import (
 )
 from casebridge.db.types import utcnow
 from casebridge.events import diff, record_event
+from casebridge.kit.archive import set_archived
 from casebridge.kit.context import Principal, Role
 from casebridge.kit.problems import Problem, conflict, field_error, not_found, validation
 from casebridge.models import Contact, ContactAddress, ContactEmail, ContactPartyType, ContactPhone
@@ -104,44 +105,37 @@ def _merge_children(existing: Sequence[Any], items: Sequence[T], name: str) -> d
     return by_id
 
 
+# Per nested list: the row class and the item fields copied onto it (``primary`` maps to ``is_primary``).
+_CHILD_LISTS: dict[str, tuple[type[Any], tuple[str, ...]]] = {
+    "emails": (ContactEmail, ("address", "kind")),
+    "phones": (ContactPhone, ("number", "kind")),
+    "addresses": (ContactAddress, ("kind", "street", "city", "region", "postal_code", "country")),
+}
+
+
+def _replace_children(contact: Contact, name: str, items: Sequence[T]) -> None:
+    """Replace a nested list; items that carry the id of an existing row update it in place."""
+    row_class, attrs = _CHILD_LISTS[name]
+    _check_primary(name, items)
+    by_id = _merge_children(getattr(contact, name), items, name)
+    rows = []
+    for pos, (item, primary) in enumerate(zip(items, _primary_flags(items), strict=True)):
+        row = (by_id.get(item.id) if item.id else None) or row_class()
+        for attr in attrs:
+            setattr(row, attr, getattr(item, attr))
+        row.is_primary, row.position = primary, pos
+        rows.append(row)
+    setattr(contact, name, rows)
+
+
 def _apply(contact: Contact, fields: ContactFields) -> None:
     sent = fields.model_fields_set
     for name in _SCALAR_FIELDS:
         if name in sent:
             setattr(contact, name, getattr(fields, name))
-    if "emails" in sent:
-        items = fields.emails or []
-        _check_primary("emails", items)
-        by_id = _merge_children(contact.emails, items, "emails")
-        rows = []
-        for pos, (item, primary) in enumerate(zip(items, _primary_flags(items), strict=True)):
-            row = by_id.get(item.id) if item.id else None
-            row = row or ContactEmail()
-            row.address, row.kind, row.is_primary, row.position = item.address, item.kind, primary, pos
-            rows.append(row)
-        contact.emails = rows
-    if "phones" in sent:
-        phones = fields.phones or []
-        _check_primary("phones", phones)
-        by_id = _merge_children(contact.phones, phones, "phones")
-        phone_rows = []
-        for pos, (phone, primary) in enumerate(zip(phones, _primary_flags(phones), strict=True)):
-            prow = (by_id.get(phone.id) if phone.id else None) or ContactPhone()
-            prow.number, prow.kind, prow.is_primary, prow.position = phone.number, phone.kind, primary, pos
-            phone_rows.append(prow)
-        contact.phones = phone_rows
-    if "addresses" in sent:
-        addresses = fields.addresses or []
-        _check_primary("addresses", addresses)
-        by_id = _merge_children(contact.addresses, addresses, "addresses")
-        address_rows = []
-        for pos, (addr, primary) in enumerate(zip(addresses, _primary_flags(addresses), strict=True)):
-            arow = (by_id.get(addr.id) if addr.id else None) or ContactAddress()
-            for attr in ("kind", "street", "city", "region", "postal_code", "country"):
-                setattr(arow, attr, getattr(addr, attr))
-            arow.is_primary, arow.position = primary, pos
-            address_rows.append(arow)
-        contact.addresses = address_rows
+    for name in _CHILD_LISTS:
+        if name in sent:
+            _replace_children(contact, name, getattr(fields, name) or [])
     if "party_types" in sent:
         wanted = sorted(set(fields.party_types or []))
         have = {p.party_type: p for p in contact.party_types}
@@ -184,26 +178,11 @@ def update(session: Session, principal: Principal, contact: Contact, data: Conta
 
 def archive(session: Session, principal: Principal, contact: Contact) -> Contact:
     _guard_mastered(principal, contact.mastered_by, "archive")
-    if contact.archived_at is None:
-        contact.archived_at = utcnow()
-        session.flush()
-        record_event(
-            session,
-            "contact.archived",
-            ENTITY,
-            contact.id,
-            {"archived_at": {"old": None, "new": contact.archived_at.isoformat()}},
-        )
+    set_archived(session, contact, ENTITY, True)
     return contact
 
 
 def restore(session: Session, principal: Principal, contact: Contact) -> Contact:
     _guard_mastered(principal, contact.mastered_by, "restore")
-    if contact.archived_at is not None:
-        old = contact.archived_at.isoformat()
-        contact.archived_at = None
-        session.flush()
-        record_event(
-            session, "contact.restored", ENTITY, contact.id, {"archived_at": {"old": old, "new": None}}
-        )
+    set_archived(session, contact, ENTITY, False)
     return contact

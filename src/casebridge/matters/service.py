@@ -12,6 +12,7 @@ from casebridge.contacts import repository as contacts
 from casebridge.contacts.schemas import display_name
 from casebridge.db.types import utcnow
 from casebridge.events import diff, record_event
+from casebridge.kit.archive import set_archived
 from casebridge.kit.context import Principal, Role
 from casebridge.kit.problems import Problem, conflict, field_error, not_found, validation
 from casebridge.matters import numbering, repository
@@ -207,27 +208,12 @@ def update(session: Session, principal: Principal, matter: Matter, data: MatterU
 
 
 def archive(session: Session, matter: Matter) -> Matter:
-    if matter.archived_at is None:
-        matter.archived_at = utcnow()
-        session.flush()
-        record_event(
-            session,
-            "matter.archived",
-            ENTITY,
-            matter.id,
-            {"archived_at": {"old": None, "new": matter.archived_at.isoformat()}},
-        )
+    set_archived(session, matter, ENTITY, True)
     return matter
 
 
 def restore(session: Session, matter: Matter) -> Matter:
-    if matter.archived_at is not None:
-        old = matter.archived_at.isoformat()
-        matter.archived_at = None
-        session.flush()
-        record_event(
-            session, "matter.restored", ENTITY, matter.id, {"archived_at": {"old": old, "new": None}}
-        )
+    set_archived(session, matter, ENTITY, False)
     return matter
 
 
