@@ -34,7 +34,9 @@ from casebridge.kit.deps import Require
 from casebridge.kit.uow import ApiRoute
 from tests.conftest import Backend, LiveServer
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
+)
 PROBLEM_JSON = "application/problem+json"
 
 

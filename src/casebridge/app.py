@@ -25,6 +25,8 @@ from casebridge.kit import problems
 from casebridge.kit.context import AppContext
 from casebridge.kit.crypto import SecretBox
 from casebridge.kit.middleware import RequestIdMiddleware
+from casebridge.observability.middleware import AccessMiddleware
+from casebridge.observability.routes import configured_token, metrics_router
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = """
@@ -45,6 +47,7 @@ def _operation_id(route: APIRoute) -> str:
 
 def api_routers() -> list[APIRouter]:
     from casebridge.activities.routes import router as activities_router
+    from casebridge.alerts.routes import matter_router as alerts_matter_router
     from casebridge.alerts.routes import router as alerts_router
     from casebridge.documents.routes import router as documents_router
     from casebridge.jobs.routes import router as jobs_router
@@ -67,6 +70,7 @@ def api_routers() -> list[APIRouter]:
         linked_services_router,
         workflows_router,
         alerts_router,
+        alerts_matter_router,
         jobs_router,
     ]
 
@@ -108,6 +112,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.ctx = AppContext(
         settings=settings, db=database, secrets=SecretBox(settings.resolved_secret_key)
     )
+    app.add_middleware(AccessMiddleware)  # observability: inside RequestIdMiddleware, so it sees the id
     app.add_middleware(RequestIdMiddleware)
     problems.install(app)
 
@@ -115,6 +120,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     for router in api_routers():
         api.include_router(router)
     app.include_router(api)
+    app.include_router(metrics_router(configured_token()))  # observability: GET /metrics
 
     @app.get("/healthz", tags=["health"], operation_id="healthz")
     def healthz() -> dict[str, str]:

@@ -18,8 +18,8 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from copy import deepcopy
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -161,11 +161,27 @@ def check_port(host: str, port: int) -> None:
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def log_config(level: str = "info") -> dict[str, Any]:
-    """Uvicorn's logging setup plus the ``casebridge`` loggers (request errors are logged there)."""
-    config: dict[str, Any] = deepcopy(uvicorn.config.LOGGING_CONFIG)
-    config["loggers"]["casebridge"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
-    return config
+class LogFormat(StrEnum):
+    json = "json"
+    text = "text"
+
+
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        envvar="CASEBRIDGE_LOG_FORMAT",
+        case_sensitive=False,
+        help="json: one JSON object per line with request and job ids; text: for people.",
+    ),
+]
+
+
+def log_config(fmt: LogFormat = LogFormat.json, level: str = "info") -> dict[str, Any]:
+    """Logging for serve and worker (observability): every logger, uvicorn's included, through one
+    handler; request and job ids on each line (docs/observability.md)."""
+    from casebridge.observability.logging import log_config as observability_log_config
+
+    return observability_log_config(fmt.value, level)
 
 
 def _when(value: datetime | None, empty: str = "-") -> str:
@@ -206,6 +222,7 @@ def serve(
             help="Run the API without the embedded job worker (run `casebridge worker` processes instead).",
         ),
     ] = False,
+    log_format: LogFormatOption = LogFormat.json,
 ) -> None:
     """Serve the API (checks first that the database is reachable and fully migrated)."""
     from casebridge.app import create_app
@@ -218,7 +235,10 @@ def serve(
         check_port(host, port)
         application = create_app(settings, db=db)
         try:
-            uvicorn.run(application, host=host, port=port, log_config=log_config())
+            # observability: our access log line (with request id and route) replaces uvicorn's
+            uvicorn.run(
+                application, host=host, port=port, log_config=log_config(log_format), access_log=False
+            )
         except KeyboardInterrupt:
             pass
 
@@ -417,10 +437,17 @@ def worker(
         float | None,
         typer.Option(min=0.5, help="Seconds a job is leased (default CASEBRIDGE_JOB_LEASE_SECONDS)."),
     ] = None,
+    log_format: LogFormatOption = LogFormat.json,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Serve this process's job metrics at http://HOST:PORT/metrics."),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port.")] = "127.0.0.1",
 ) -> None:
     """Run a job worker. Any number may run, on any number of machines sharing one PostgreSQL database.
 
     SIGTERM or Ctrl-C: stop claiming, let running jobs finish (25 s), hand back the rest."""
+    import logging.config
     import signal
     import threading
 
@@ -430,6 +457,14 @@ def worker(
     settings = get_settings()
     with database(settings) as db:
         require_current(db)
+        # observability: structured logs, and this process's job metrics on a port of its own
+        logging.config.dictConfig(log_config(log_format))
+        if metrics_port is not None:
+            from casebridge.observability.exporter import start_metrics_server
+            from casebridge.observability.routes import configured_token
+
+            check_port(metrics_host, metrics_port)
+            start_metrics_server(metrics_host, metrics_port, configured_token())
         runner = Worker(
             db,
             build_registry(settings),
@@ -441,10 +476,9 @@ def worker(
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-        runner.start()
-        typer.echo(f"worker {runner.worker_id} running ({concurrency} threads); SIGTERM to stop", err=True)
+        runner.start()  # logs "worker ... started"; stderr carries only log lines from here on
         stop.wait()
-        typer.echo("stopping: finishing running jobs", err=True)
+        logging.getLogger("casebridge.jobs").info("stopping: finishing running jobs")
         runner.stop()
 
 

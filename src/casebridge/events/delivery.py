@@ -173,7 +173,9 @@ def deliver(ctx: JobContext) -> None:
                         row.state = FAILED
             if not exhausted:
                 raise RetryLater(
-                    queue.backoff_seconds(attempt, base=kind.backoff_base, cap=kind.backoff_cap),
+                    exc.seconds
+                    if isinstance(exc, RetryLater)  # the subscriber knows when (a receiver's Retry-After)
+                    else queue.backoff_seconds(attempt, base=kind.backoff_base, cap=kind.backoff_cap),
                     f"delivery of event {out.id} to {sub.name} failed (attempt {attempt}): {error}",
                 ) from exc
             log.warning("giving up delivering event %s to %s after %d attempts", out.id, sub.name, attempt)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, exists, func, or_, select, text, update
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from casebridge.db.types import utcnow
 from casebridge.jobs.notify import ENQUEUED
@@ -40,6 +40,8 @@ class ClaimedJob:
     attempt: int
     max_attempts: int
     concurrency_key: str | None
+    run_at: datetime | None = None  # when it was due; started_at - run_at is its wait (metrics)
+    started_at: datetime | None = None
 
 
 def _insert(session: Session) -> Any:
@@ -86,41 +88,79 @@ def enqueue(
     return int(job_id)
 
 
+_JOBS = cast(Table, Job.__table__)
+_CLAIM_COLUMNS = (
+    _JOBS.c.id,
+    _JOBS.c.kind,
+    _JOBS.c.queue,
+    _JOBS.c.args,
+    _JOBS.c.attempts,
+    _JOBS.c.max_attempts,
+    _JOBS.c.concurrency_key,
+    _JOBS.c.run_at,
+    _JOBS.c.started_at,
+)
+_claim_statements: dict[tuple[str, bool], Any] = {}
+
+
+def _claim_statement(dialect: str, by_queue: bool) -> Any:
+    """Built once per (dialect, queue filter): a prebuilt Core statement on the table, executed with
+    parameters, skips SQLAlchemy's per-call statement building, cache-key generation and ORM bulk-update
+    bookkeeping, which cost more than the database round trip itself."""
+    key = (dialect, by_queue)
+    stmt = _claim_statements.get(key)
+    if stmt is not None:
+        return stmt
+    running = _JOBS.alias("running")
+    candidate = (
+        select(_JOBS.c.id)
+        .where(_JOBS.c.state == AVAILABLE, _JOBS.c.run_at <= bindparam("claim_now"))
+        .where(
+            or_(
+                _JOBS.c.concurrency_key.is_(None),
+                ~exists().where(
+                    running.c.state == RUNNING, running.c.concurrency_key == _JOBS.c.concurrency_key
+                ),
+            )
+        )
+        .order_by(_JOBS.c.priority, _JOBS.c.run_at, _JOBS.c.id)
+        .limit(1)
+    )
+    if by_queue:
+        candidate = candidate.where(_JOBS.c.queue.in_(bindparam("claim_queues", expanding=True)))
+    if dialect == "postgresql":
+        candidate = candidate.with_for_update(skip_locked=True)
+    stmt = (
+        update(_JOBS)
+        .where(_JOBS.c.id == candidate.scalar_subquery())
+        .values(
+            state=RUNNING,
+            attempts=_JOBS.c.attempts + 1,
+            locked_by=bindparam("claim_worker"),
+            locked_until=bindparam("claim_until", type_=_JOBS.c.locked_until.type),
+            started_at=bindparam("claim_started", type_=_JOBS.c.started_at.type),
+        )
+        .returning(*_CLAIM_COLUMNS)
+    )
+    _claim_statements[key] = stmt
+    return stmt
+
+
 def claim(
     session: Session, worker_id: str, queues: list[str] | None, *, lease: timedelta
 ) -> ClaimedJob | None:
     """Take the best due job, mark it running under this worker's lease, and return it."""
     now = utcnow()
-    running = aliased(Job)
-    candidate = (
-        select(Job.id)
-        .where(Job.state == AVAILABLE, Job.run_at <= now)
-        .where(
-            or_(
-                Job.concurrency_key.is_(None),
-                ~exists().where(running.state == RUNNING, running.concurrency_key == Job.concurrency_key),
-            )
-        )
-        .order_by(Job.priority, Job.run_at, Job.id)
-        .limit(1)
-    )
+    params: dict[str, Any] = {
+        "claim_now": now,
+        "claim_worker": worker_id,
+        "claim_until": now + lease,
+        "claim_started": now,
+    }
     if queues:
-        candidate = candidate.where(Job.queue.in_(queues))
-    if session.get_bind().dialect.name == "postgresql":
-        candidate = candidate.with_for_update(skip_locked=True)
-    stmt = (
-        update(Job)
-        .where(Job.id == candidate.scalar_subquery())
-        .values(
-            state=RUNNING,
-            attempts=Job.attempts + 1,
-            locked_by=worker_id,
-            locked_until=now + lease,
-            started_at=now,
-        )
-        .returning(Job.id, Job.kind, Job.queue, Job.args, Job.attempts, Job.max_attempts, Job.concurrency_key)
-    )
-    row = session.execute(stmt).first()
+        params["claim_queues"] = list(queues)
+    stmt = _claim_statement(session.get_bind().dialect.name, bool(queues))
+    row = session.execute(stmt, params).first()
     if row is None:
         return None
     return ClaimedJob(
@@ -131,6 +171,8 @@ def claim(
         attempt=row.attempts,
         max_attempts=row.max_attempts,
         concurrency_key=row.concurrency_key,
+        run_at=row.run_at,
+        started_at=row.started_at,
     )
 
 
@@ -138,15 +180,30 @@ def _owned(job_id: int, worker_id: str) -> Any:
     return and_(Job.id == job_id, Job.state == RUNNING, Job.locked_by == worker_id)
 
 
-def complete(session: Session, job_id: int, worker_id: str, *, keep: bool = True) -> bool:
-    if not keep:
-        return _rowcount(session.execute(delete(Job).where(_owned(job_id, worker_id)))) == 1
-    result = session.execute(
-        update(Job)
-        .where(_owned(job_id, worker_id))
-        .values(state=COMPLETED, finished_at=utcnow(), locked_by=None, locked_until=None)
+_OWNED = and_(
+    _JOBS.c.id == bindparam("done_id"),
+    _JOBS.c.state == RUNNING,
+    _JOBS.c.locked_by == bindparam("done_worker"),
+)
+_COMPLETE = (
+    update(_JOBS)
+    .where(_OWNED)
+    .values(
+        state=COMPLETED,
+        finished_at=bindparam("done_at", type_=_JOBS.c.finished_at.type),
+        locked_by=None,
+        locked_until=None,
     )
-    return _rowcount(result) == 1
+)
+_DELETE_COMPLETED = delete(_JOBS).where(_OWNED)
+
+
+def complete(session: Session, job_id: int, worker_id: str, *, keep: bool = True) -> bool:
+    params: dict[str, Any] = {"done_id": job_id, "done_worker": worker_id}
+    if not keep:
+        return _rowcount(session.execute(_DELETE_COMPLETED, params)) == 1
+    params["done_at"] = utcnow()
+    return _rowcount(session.execute(_COMPLETE, params)) == 1
 
 
 def backoff_seconds(attempt: int, *, base: float = 1.0, cap: float = 3600.0) -> float:

@@ -34,6 +34,7 @@ from casebridge.jobs import notify, queue
 from casebridge.jobs.errors import GiveUp, RetryLater, Snooze
 from casebridge.jobs.registry import JobRegistry, RecurringTask
 from casebridge.models.job import RecurringSlot
+from casebridge.observability.jobs import job_finished, job_scope
 
 log = logging.getLogger("casebridge.jobs")
 
@@ -151,7 +152,8 @@ class Worker:
             with self._running_lock:
                 self._running[job.id] = job
             try:
-                self._execute(job)
+                with job_scope(job):  # observability: job ids on log lines, wait time
+                    self._execute(job)
             finally:
                 with self._running_lock:
                     self._running.pop(job.id, None)
@@ -178,6 +180,7 @@ class Worker:
             if spec is not None:
                 retry_in = queue.backoff_seconds(job.attempt, base=spec.backoff_base, cap=spec.backoff_cap)
             log.warning("job %s %s attempt %d failed: %s", job.id, job.kind, job.attempt, exc)
+        ran = time.monotonic() - started
 
         def record(session: Session) -> str:
             if snooze is not None:
@@ -189,6 +192,7 @@ class Worker:
             return "completed"
 
         outcome = self._finish(record)
+        job_finished(job.kind, outcome, ran)  # observability: run time and outcome
         if outcome == "completed":
             self.processed += 1
         log.debug("job %s %s %s in %.3fs", job.id, job.kind, outcome, time.monotonic() - started)

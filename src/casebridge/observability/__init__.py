@@ -1,0 +1,1 @@
+"""Metrics (Prometheus text format at /metrics) and structured JSON logs. See docs/observability.md."""
