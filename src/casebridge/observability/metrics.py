@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -79,7 +80,7 @@ class Family:
         return lines
 
 
-class _Metric:
+class _Metric(ABC):
     type: MetricType
 
     def __init__(self, name: str, help: str, labelnames: Sequence[str] = ()) -> None:
@@ -93,8 +94,9 @@ class _Metric:
             raise ValueError(f"{self.name} takes the labels {self.labelnames}, not {tuple(labels)}")
         return tuple(str(labels[n]) for n in self.labelnames)
 
+    @abstractmethod
     def family(self) -> Family:
-        raise NotImplementedError
+        """This metric's samples, for the exposition."""
 
 
 class Counter(_Metric):
