@@ -182,6 +182,17 @@ def counter(url: str, sql: str) -> Callable[[], int]:
     return count_pg
 
 
+def analyze(url: str, table: str) -> None:
+    """Fresh planner statistics after the bulk enqueue, for both systems alike (autovacuum would get
+    there on its own, at a time that differs between runs)."""
+    if url.startswith("sqlite"):
+        with sqlite3.connect(make_url(url).database or "") as conn:
+            conn.execute("ANALYZE")
+        return
+    with psycopg.connect(_libpq(url), autocommit=True) as pg:
+        pg.execute(f"ANALYZE {table}")  # type: ignore[arg-type]
+
+
 # --- running worker processes -----------------------------------------------------------------------
 
 
@@ -271,6 +282,7 @@ def run_ours(db: str, opts: argparse.Namespace, processes: int, log: Path) -> Re
                     queue.enqueue(session, KIND)
         finally:
             database.dispose()
+        analyze(url, "jobs")
         with tempfile.TemporaryDirectory(prefix="cb-bench-data-") as data:
             env = {
                 **os.environ,
@@ -334,6 +346,7 @@ def run_theirs(opts: argparse.Namespace, processes: int, log: Path) -> Result:
                 check=True,
             )
         asyncio.run(_defer_theirs(conninfo, opts.jobs))
+        analyze(url, "procrastinate_jobs")
         cmd = [
             procrastinate,
             "--app=procrastinate_noop.app",

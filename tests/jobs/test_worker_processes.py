@@ -32,7 +32,7 @@ def start_worker(
         "CASEBRIDGE_DATABASE_URL": backend.url,
         "CASEBRIDGE_DATA_DIR": str(backend.settings.data_dir),
         "CASEBRIDGE_JOB_MODULES": "tests.jobs.sample_jobs",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),  # this checkout first
     }
     with log.open("ab") as sink:  # a file, not a pipe: a chatty worker can never block on a full pipe
         return subprocess.Popen(

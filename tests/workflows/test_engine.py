@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 
 from casebridge.db.session import unit_of_work
+from casebridge.db.types import utcnow
 from casebridge.events.delivery import Delivery
 from casebridge.events.schemas import EventOut
 from casebridge.jobs.queue import ClaimedJob
 from casebridge.jobs.worker import JobContext, Worker
-from casebridge.models import Event, EventSubscription, WorkflowEvaluation, WorkflowInstance
+from casebridge.models import Event, EventSubscription, Job, WorkflowEvaluation, WorkflowInstance
 from casebridge.workflows import engine
 from tests.conftest import Backend
 from tests.workflows.conftest import (
@@ -454,3 +456,36 @@ def test_a_step_failing_right_after_a_wait_fails_the_instance(api: httpx.Client,
         == "step bad (add_note) failed: body: 'entity.no_such_field' does not exist in the data"
     )
     assert notes(api, m["id"]) == []
+
+
+def test_an_instance_whose_run_job_died_on_its_last_attempt_fails(
+    api: httpx.Client, worker: Worker, clean: Backend
+) -> None:
+    wf = add_workflow(
+        api,
+        {
+            "name": "chase much later",
+            "trigger": {"event": "matter.created"},
+            "steps": [
+                {"id": "pause", "action": "wait", "duration_seconds": 3600},
+                {"id": "chase", "action": "add_note", "body": "Chase"},
+            ],
+        },
+    )
+    matter(api)
+    (parked,) = wait_for(lambda: [i for i in instances(api, workflow_id=wf["id"]) if i["state"] == "waiting"])
+    # The run job was picked up by a worker that was then killed during its last attempt: running,
+    # out of attempts, its lease expired.
+    with unit_of_work(clean.db.writer) as session:
+        job = session.scalars(
+            select(Job).where(Job.kind == engine.RUN, Job.args["instance_id"].as_string() == parked["id"])
+        ).one()
+        job.state, job.attempts, job.locked_by = "running", job.max_attempts, "killed-worker"
+        job.locked_until = job.run_at = utcnow() - timedelta(minutes=1)
+    worker.maintain()  # (its maintenance thread may get there first: either rescues it once)
+    failed = wait_for(
+        lambda: next((i for i in [instance(api, parked["id"])] if i["state"] == "failed"), None)
+    )
+    assert failed["error"].startswith("its run job died after its last attempt: the worker running this job")
+    with unit_of_work(clean.db.reader) as session:
+        assert session.get(Job, job.id).state == "dead"  # type: ignore[union-attr]

@@ -22,9 +22,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from casebridge.db.session import unit_of_work
 from casebridge.db.types import utcnow
 from casebridge.events.outbox import DISPATCH, request_dispatch, subscribers_changed
 from casebridge.events.schemas import EventOut
@@ -90,6 +91,38 @@ def _deliver_key(subscription_id: uuid.UUID, key: str) -> str:
     return f"deliver:{subscription_id}:{key}"
 
 
+def enqueue_delivery(session: Session, subscription_id: uuid.UUID, key: str) -> None:
+    """Make sure one ``events.deliver`` job will hand this entity's pending deliveries over (a no-op
+    while one waits; at most one runs per subscriber and entity, which keeps their order)."""
+    job_key = _deliver_key(subscription_id, key)
+    queue.enqueue(
+        session,
+        DELIVER,
+        {"subscription_id": str(subscription_id), "entity_key": key},
+        priority=queue.INTERACTIVE,
+        unique_key=job_key,
+        concurrency_key=job_key,
+        max_attempts=100_000,  # the delivery's own attempts decide when to give up
+    )
+
+
+def resume(session: Session, sub: EventSubscription) -> None:
+    """Reactivate a paused subscription: deliveries that waited get their delivery jobs again, and the
+    dispatcher catches up with the events that happened meanwhile (nothing is skipped)."""
+    sub.active = True
+    session.flush()
+    keys = session.scalars(
+        select(EventDelivery.entity_key)
+        .where(EventDelivery.subscription_id == sub.id, EventDelivery.state == PENDING)
+        .distinct()
+        .order_by(EventDelivery.entity_key)
+    )
+    for key in list(keys):
+        enqueue_delivery(session, sub.id, key)
+    request_dispatch(session)
+    subscribers_changed()
+
+
 def dispatch(ctx: JobContext) -> None:
     more = False
     with ctx.unit_of_work() as session:
@@ -112,23 +145,26 @@ def dispatch(ctx: JobContext) -> None:
                     keys.add(key)
             sub.cursor = events[-1].id
             for key in sorted(keys):
-                job_key = _deliver_key(sub.id, key)
-                queue.enqueue(
-                    session,
-                    DELIVER,
-                    {"subscription_id": str(sub.id), "entity_key": key},
-                    priority=queue.INTERACTIVE,
-                    unique_key=job_key,
-                    concurrency_key=job_key,
-                    max_attempts=100_000,  # the delivery's own attempts decide when to give up
-                )
+                enqueue_delivery(session, sub.id, key)
         if more:
             request_dispatch(session)
 
 
-def _next_pending(session: Session, sub_id: uuid.UUID, key: str) -> tuple[EventDelivery, Event] | None:
+@dataclass(frozen=True)
+class _Next:
+    subscription: EventSubscription  # detached snapshot
+    delivery_id: int
+    attempt: int
+    event: EventOut
+
+
+def _next_pending(session: Session, sub_id: uuid.UUID, key: str) -> _Next | None:
+    """The entity's oldest pending delivery for an active subscription, or None."""
+    sub = session.get(EventSubscription, sub_id)
+    if sub is None or not sub.active:
+        return None  # deleted or paused: its pending deliveries wait (or went with it)
     row = session.execute(
-        select(EventDelivery, Event)
+        select(EventDelivery.id, EventDelivery.attempts, Event)
         .join(Event, Event.id == EventDelivery.event_id)
         .where(
             EventDelivery.subscription_id == sub_id,
@@ -138,24 +174,23 @@ def _next_pending(session: Session, sub_id: uuid.UUID, key: str) -> tuple[EventD
         .order_by(EventDelivery.event_id)
         .limit(1)
     ).first()
-    return (row[0], row[1]) if row is not None else None
+    if row is None:
+        return None
+    delivery_id, attempts, event = row
+    found = _Next(sub, delivery_id, attempts + 1, EventOut.of(event))
+    session.expunge(sub)
+    return found
 
 
 def deliver(ctx: JobContext) -> None:
+    """Hand the entity's pending deliveries to the subscriber, oldest first. The first lookup reads
+    without taking the writer; afterwards "mark delivered" and "find the next" share one transaction."""
     sub_id = uuid.UUID(ctx.args["subscription_id"])
     key = str(ctx.args["entity_key"])
-    while True:
-        with ctx.unit_of_work() as session:
-            sub = session.get(EventSubscription, sub_id)
-            if sub is None or not sub.active:
-                return  # deleted or paused: its pending deliveries wait (or went with it)
-            found = _next_pending(session, sub_id, key)
-            if found is None:
-                return
-            delivery, event = found
-            delivery_id, attempt = delivery.id, delivery.attempts + 1
-            out = EventOut.of(event)
-            session.expunge(sub)
+    with unit_of_work(ctx.db.reader) as session:
+        found = _next_pending(session, sub_id, key)
+    while found is not None:
+        sub, delivery_id, attempt, out = found.subscription, found.delivery_id, found.attempt, found.event
         kind = KINDS.get(sub.kind)
         if kind is None:
             raise RetryLater(60, f"no subscriber kind {sub.kind!r} is registered in this process")
@@ -165,12 +200,11 @@ def deliver(ctx: JobContext) -> None:
             error = f"{type(exc).__name__}: {exc}"[:2000]
             exhausted = attempt >= kind.max_attempts
             with ctx.unit_of_work() as session:
-                row = session.get(EventDelivery, delivery_id)
-                if row is not None:
-                    row.attempts = attempt
-                    row.last_error = error
-                    if exhausted:
-                        row.state = FAILED
+                session.execute(
+                    update(EventDelivery)
+                    .where(EventDelivery.id == delivery_id)
+                    .values(attempts=attempt, last_error=error, **({"state": FAILED} if exhausted else {}))
+                )
             if not exhausted:
                 raise RetryLater(
                     exc.seconds
@@ -181,13 +215,16 @@ def deliver(ctx: JobContext) -> None:
             log.warning("giving up delivering event %s to %s after %d attempts", out.id, sub.name, attempt)
             if kind.on_exhausted is not None:
                 kind.on_exhausted(ctx, sub, out, error)
+            with unit_of_work(ctx.db.reader) as session:
+                found = _next_pending(session, sub_id, key)
             continue
         with ctx.unit_of_work() as session:
-            row = session.get(EventDelivery, delivery_id)
-            if row is not None:
-                row.attempts = attempt
-                row.state = DELIVERED
-                row.delivered_at = utcnow()
+            session.execute(
+                update(EventDelivery)
+                .where(EventDelivery.id == delivery_id)
+                .values(attempts=attempt, state=DELIVERED, delivered_at=utcnow())
+            )
+            found = _next_pending(session, sub_id, key)
 
 
 def register_jobs(registry: JobRegistry) -> None:

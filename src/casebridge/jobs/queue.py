@@ -11,17 +11,18 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, exists, func, or_, select, text, update
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, literal_column, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from casebridge.db.types import utcnow
-from casebridge.jobs.notify import ENQUEUED
+from casebridge.jobs.notify import mark_enqueued
 from casebridge.models.job import AVAILABLE, CANCELLED, COMPLETED, DEAD, RUNNING, Job
 
 _WAITING = "state = 'available'"  # the predicate of the partial unique index uq_jobs_unique_key_waiting
@@ -29,6 +30,9 @@ INTERACTIVE = 0  # a person is waiting: run first
 DEFAULT_PRIORITY = 100
 BULK = 200  # backfills, reconciles: run when nothing else waits
 MAX_ERRORS_KEPT = 10
+
+
+OnDead = Callable[[Session, Job], None]
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ def enqueue(
     job_id = session.scalar(stmt.returning(Job.id))
     if job_id is None:
         return None
-    session.info[ENQUEUED] = True
+    mark_enqueued(session)
     return int(job_id)
 
 
@@ -112,14 +116,17 @@ def _claim_statement(dialect: str, by_queue: bool) -> Any:
     if stmt is not None:
         return stmt
     running = _JOBS.alias("running")
+    # State predicates are literals, not parameters, so that prepared (generic) plans on PostgreSQL
+    # still match the partial indexes ``ix_jobs_claim*`` and ``uq_jobs_concurrency_key_running``.
     candidate = (
         select(_JOBS.c.id)
-        .where(_JOBS.c.state == AVAILABLE, _JOBS.c.run_at <= bindparam("claim_now"))
+        .where(_JOBS.c.state == literal_column(f"'{AVAILABLE}'"), _JOBS.c.run_at <= bindparam("claim_now"))
         .where(
             or_(
                 _JOBS.c.concurrency_key.is_(None),
                 ~exists().where(
-                    running.c.state == RUNNING, running.c.concurrency_key == _JOBS.c.concurrency_key
+                    running.c.state == literal_column(f"'{RUNNING}'"),
+                    running.c.concurrency_key == _JOBS.c.concurrency_key,
                 ),
             )
         )
@@ -263,6 +270,7 @@ def fail(
     *,
     retry_in: float | None = None,
     give_up: bool = False,
+    on_dead: OnDead | None = None,
 ) -> str:
     """Record a failed attempt: retry later (``available``) or, when out of attempts, ``dead``."""
     row = _locked_row(session, job.id, worker_id)
@@ -276,6 +284,8 @@ def fail(
         row.state, row.finished_at, row.last_error = DEAD, now, error[:2000]
         row.locked_by, row.locked_until = None, None
         session.flush()
+        if on_dead is not None:
+            on_dead(session, row)
         return DEAD
     delay = retry_in if retry_in is not None else backoff_seconds(job.attempt)
     return _requeue(
@@ -305,7 +315,7 @@ def heartbeat(session: Session, worker_id: str, job_ids: list[int], *, lease: ti
     return _rowcount(result)
 
 
-def rescue_expired(session: Session) -> int:
+def rescue_expired(session: Session, on_dead: OnDead | None = None) -> int:
     """Jobs whose worker died (lease expired) run again, or go dead when out of attempts."""
     now = utcnow()
     note = "the worker running this job stopped heartbeating (killed or stalled); lease expired"
@@ -317,6 +327,9 @@ def rescue_expired(session: Session) -> int:
         if row.attempts >= row.max_attempts:
             row.state, row.finished_at, row.last_error = DEAD, now, note
             row.locked_by, row.locked_until = None, None
+            session.flush()
+            if on_dead is not None:
+                on_dead(session, row)
         else:
             _requeue(session, row, run_at=now, attempts=row.attempts, last_error=note)
     session.flush()
@@ -330,6 +343,7 @@ def retry(session: Session, job_id: int) -> bool:
         return False
     row.finished_at = None
     _requeue(session, row, run_at=utcnow(), attempts=0, last_error=None)
+    mark_enqueued(session)
     return True
 
 

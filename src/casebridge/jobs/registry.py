@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from casebridge.jobs.cron import Schedule
 from casebridge.jobs.queue import DEFAULT_PRIORITY
 
@@ -18,6 +20,10 @@ class JobSpec:
     backoff_cap: float = 3600.0
     # False for high-volume internal jobs (event dispatch): their row is deleted when they succeed.
     keep_completed: bool = True
+    # Called in the transaction that makes a job of this kind ``dead`` (out of attempts, including a
+    # worker killed during the last one), with the job's args and last error: for example to fail the
+    # workflow instance the job was running, so nothing is left "running" forever.
+    on_dead: Callable[[Session, dict[str, Any], str], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casebridge.jobs import queue
-from casebridge.jobs.notify import ENQUEUED
 from casebridge.jobs.schemas import JobOut, JobState, JobSummary
 from casebridge.kit.context import Role
 from casebridge.kit.deps import Require, SessionDep
@@ -79,7 +78,6 @@ def retry_job(session: SessionDep, job_id: int) -> JobOut:
             slug=INVALID_STATE,
             extra={"state": job.state},
         )
-    session.info[ENQUEUED] = True  # wake this process's workers on commit
     return JobOut.of(_get_or_404(session, job_id))
 
 

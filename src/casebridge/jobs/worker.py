@@ -33,7 +33,7 @@ from casebridge.db.types import utcnow
 from casebridge.jobs import notify, queue
 from casebridge.jobs.errors import GiveUp, RetryLater, Snooze
 from casebridge.jobs.registry import JobRegistry, RecurringTask
-from casebridge.models.job import RecurringSlot
+from casebridge.models.job import Job, RecurringSlot
 from casebridge.observability.jobs import job_finished, job_scope
 
 log = logging.getLogger("casebridge.jobs")
@@ -84,7 +84,7 @@ class Worker:
         self.prune_after = prune_after
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stopping = threading.Event()
-        self._wake = threading.Event()
+        self._wake = notify.Waker()
         self._threads: list[threading.Thread] = []
         self._running: dict[int, queue.ClaimedJob] = {}
         self._running_lock = threading.Lock()
@@ -95,6 +95,9 @@ class Worker:
 
     def start(self) -> None:
         notify.subscribe(self._wake)
+        if self.db.dialect == "postgresql":  # wake-ups from enqueues in other processes
+            url = self.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            notify.PgListener(url, self._wake, self._stopping).start()
         for n in range(self.concurrency):
             t = threading.Thread(target=self._run_loop, name=f"cb-worker-{n}", daemon=True)
             t.start()
@@ -140,25 +143,35 @@ class Worker:
             return None
 
     def _run_loop(self) -> None:
+        """Claim, run, record; after a job, the outcome and the next claim share one transaction."""
         idle = 0.01
+        job: queue.ClaimedJob | None = None
         while not self._stopping.is_set():
-            job = self._claim()
             if job is None:
-                self._wake.wait(timeout=idle)
-                self._wake.clear()
-                idle = min(self.poll_interval, idle * 2)
-                continue
+                seen = self._wake.count  # anything enqueued after this makes the wait return at once
+                job = self._claim()
+                if job is None:
+                    self._wake.wait(seen, timeout=idle)
+                    idle = min(self.poll_interval, idle * 2)
+                    continue
+                self._track(job)
             idle = 0.01
-            with self._running_lock:
-                self._running[job.id] = job
+            current, job = job, None
             try:
-                with job_scope(job):  # observability: job ids on log lines, wait time
-                    self._execute(job)
+                with job_scope(current):  # observability: job ids on log lines, wait time
+                    job = self._execute(current)
+            except Exception:  # never let a worker thread die; the lease expires and the job reruns
+                log.exception("job %s %s: the worker failed around it", current.id, current.kind)
             finally:
                 with self._running_lock:
-                    self._running.pop(job.id, None)
+                    self._running.pop(current.id, None)
 
-    def _execute(self, job: queue.ClaimedJob) -> None:
+    def _track(self, job: queue.ClaimedJob) -> None:
+        with self._running_lock:
+            self._running[job.id] = job
+
+    def _execute(self, job: queue.ClaimedJob) -> queue.ClaimedJob | None:
+        """Run ``job`` and record its outcome; returns the next job, claimed in the same transaction."""
         spec = self.registry.get(job.kind)
         started = time.monotonic()
         error: str | None = None
@@ -187,29 +200,51 @@ class Worker:
                 queue.release(session, job.id, self.worker_id, delay=snooze)
                 return "snoozed"
             if error is not None:
-                return queue.fail(session, job, self.worker_id, error, retry_in=retry_in, give_up=give_up)
+                return queue.fail(
+                    session,
+                    job,
+                    self.worker_id,
+                    error,
+                    retry_in=retry_in,
+                    give_up=give_up,
+                    on_dead=self._on_dead,
+                )
             queue.complete(session, job.id, self.worker_id, keep=spec.keep_completed if spec else True)
             return "completed"
 
-        outcome = self._finish(record)
+        outcome, following = self._finish(record, claim_next=True)
         job_finished(job.kind, outcome, ran)  # observability: run time and outcome
         if outcome == "completed":
             self.processed += 1
         log.debug("job %s %s %s in %.3fs", job.id, job.kind, outcome, time.monotonic() - started)
+        return following
 
-    def _finish(self, record: Callable[[Session], str]) -> str:
+    def _finish(
+        self, record: Callable[[Session], str], *, claim_next: bool = False
+    ) -> tuple[str, queue.ClaimedJob | None]:
+        """Record an outcome, retrying while the database is unavailable. With ``claim_next``, also
+        claim the next job in the same transaction (one commit per job instead of two)."""
         for attempt in range(5):
             try:
                 with unit_of_work(self.db.writer) as session:
-                    return record(session)
-            except (OperationalError, IntegrityError) as exc:  # unavailable, or raced an identical job
+                    outcome = record(session)
+                    following = None
+                    if claim_next and not self._stopping.is_set():
+                        following = queue.claim(session, self.worker_id, self.queues, lease=self.lease)
+                if following is not None:
+                    self._track(following)
+                return outcome, following
+            except IntegrityError as exc:  # the claim raced for a concurrency key, or an identical job
+                log.debug("recording a job outcome raced (try %d): %s", attempt + 1, exc.orig)
+                claim_next = False  # record alone; the run loop claims afresh
+            except OperationalError as exc:  # unavailable or busy
                 log.warning("recording a job outcome failed (try %d): %s", attempt + 1, exc.orig)
                 time.sleep(0.05 * 2**attempt)
-            except SQLAlchemyError:
+            except Exception:
                 log.exception("recording a job outcome failed; its lease will expire and it will run again")
-                return "unrecorded"
+                return "unrecorded", None
         log.error("could not record a job outcome; its lease will expire and it will run again")
-        return "unrecorded"
+        return "unrecorded", None
 
     # maintenance --------------------------------------------------------------------------------
 
@@ -231,7 +266,7 @@ class Worker:
             mine = list(self._running)
         with unit_of_work(self.db.writer) as session:
             queue.heartbeat(session, self.worker_id, mine, lease=self.lease)
-            rescued = queue.rescue_expired(session)
+            rescued = queue.rescue_expired(session, on_dead=self._on_dead)
             if prune:
                 queue.prune_finished(session, self.prune_after)
         if rescued:
@@ -239,6 +274,17 @@ class Worker:
             notify.wake_local_workers()
         for task in self.registry.recurring:
             self._schedule(task)
+
+    def _on_dead(self, session: Session, row: Job) -> None:
+        """Run the kind's ``on_dead`` in a savepoint: if it fails, the job still goes dead."""
+        spec = self.registry.get(row.kind)
+        if spec is None or spec.on_dead is None:
+            return
+        try:
+            with session.begin_nested():
+                spec.on_dead(session, dict(row.args), row.last_error or "")
+        except Exception:
+            log.exception("job %s %s: its on_dead hook failed", row.id, row.kind)
 
     def _schedule(self, task: RecurringTask) -> None:
         now = utcnow()

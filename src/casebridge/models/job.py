@@ -32,6 +32,15 @@ class Job(Base):
             sqlite_where=text("state = 'available'"),
             postgresql_where=text("state = 'available'"),
         ),
+        # The same for a worker that takes every queue (the default).
+        Index(
+            "ix_jobs_claim_any_queue",
+            "priority",
+            "run_at",
+            "id",
+            sqlite_where=text("state = 'available'"),
+            postgresql_where=text("state = 'available'"),
+        ),
         # Enqueueing is a no-op while an identical job waits.
         Index(
             "uq_jobs_unique_key_waiting",

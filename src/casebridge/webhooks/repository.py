@@ -65,17 +65,6 @@ def first_attempt_at(session: Session, webhook_id: uuid.UUID, event_id: int) -> 
     )
 
 
-def pending_entity_keys(session: Session, subscription_id: uuid.UUID) -> list[str]:
-    return list(
-        session.scalars(
-            select(EventDelivery.entity_key)
-            .where(EventDelivery.subscription_id == subscription_id, EventDelivery.state == PENDING)
-            .distinct()
-            .order_by(EventDelivery.entity_key)
-        )
-    )
-
-
 def reset_pending_attempts(session: Session, subscription_id: uuid.UUID) -> None:
     """Give the deliveries that waited a full retry schedule again (the webhook was re-enabled)."""
     session.execute(

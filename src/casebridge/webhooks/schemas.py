@@ -13,59 +13,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 
+from casebridge.events.catalogue import EVENT_TYPES
 from casebridge.kit.etag import etag_for
 from casebridge.kit.schemas import StrictModel
 from casebridge.models import Webhook, WebhookDelivery
 
-# Every business event type a webhook can subscribe to: docs/events.md's catalogue plus this package's
-# own. THE one list patterns are validated against (tests/webhooks check it against docs/events.md):
-# a domain that adds an event type adds it here, or subscribing to it is refused as a typo.
-KNOWN_EVENT_TYPES: tuple[str, ...] = (
-    "contact.created",
-    "contact.updated",
-    "contact.archived",
-    "contact.restored",
-    "matter.created",
-    "matter.updated",
-    "matter.status_changed",
-    "matter.archived",
-    "matter.restored",
-    "document.created",
-    "document.version_added",
-    "document.updated",
-    "document.deleted",
-    "document.restored",
-    "document.purged",
-    "activity.created",
-    "activity.updated",
-    "activity.submitted",
-    "activity.approved",
-    "activity.rejected",
-    "activity.billed",
-    "activity.deleted",
-    "user.created",
-    "user.updated",
-    "matter.note_added",
-    "alert.raised",
-    "alert.acknowledged",
-    "linked_service.created",
-    "linked_service.updated",
-    "linked_service.deleted",
-    "workflow.created",
-    "workflow.updated",
-    "workflow.deleted",
-    "workflow_instance.started",
-    "workflow_instance.completed",
-    "workflow_instance.failed",
-    "workflow_instance.cancelled",
-    "workflow_instance.retried",
-    "settings.updated",
-    "webhook.created",
-    "webhook.updated",
-    "webhook.deleted",
-    "webhook.disabled",
-    "webhook.secret_rotated",
-)
+# Every business event type a webhook can subscribe to (events/catalogue.py, docs/events.md).
+KNOWN_EVENT_TYPES: tuple[str, ...] = tuple(EVENT_TYPES)
 PING = "webhook.ping"  # sent by POST /webhooks/{id}/ping only; not a business event, not subscribable
 
 _PATTERN = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?)$")

@@ -11,10 +11,8 @@ from sqlalchemy.orm import Session
 from casebridge.db.session import unit_of_work
 from casebridge.db.types import utcnow
 from casebridge.events import diff, record_event
-from casebridge.events.delivery import DELIVER, _deliver_key, subscribe
-from casebridge.events.outbox import request_dispatch, subscribers_changed
+from casebridge.events.delivery import resume, subscribe
 from casebridge.events.schemas import EventActor, EventOut
-from casebridge.jobs import queue
 from casebridge.kit.context import AppContext, Principal
 from casebridge.kit.crypto import SecretBox
 from casebridge.kit.expressions import validate
@@ -90,26 +88,6 @@ def _subscription(session: Session, webhook: Webhook) -> EventSubscription:
     return sub
 
 
-def _resume(session: Session, sub: EventSubscription) -> None:
-    """Reactivate: deliveries that waited get their delivery jobs again, and the dispatcher catches up
-    with the events that happened meanwhile (nothing is skipped: delivery is at least once)."""
-    sub.active = True
-    session.flush()
-    for key in repository.pending_entity_keys(session, sub.id):
-        job_key = _deliver_key(sub.id, key)  # the same keys the dispatcher uses: one job per entity
-        queue.enqueue(
-            session,
-            DELIVER,
-            {"subscription_id": str(sub.id), "entity_key": key},
-            priority=queue.INTERACTIVE,
-            unique_key=job_key,
-            concurrency_key=job_key,
-            max_attempts=100_000,
-        )
-    request_dispatch(session)
-    subscribers_changed()
-
-
 def update(session: Session, principal: Principal, webhook: Webhook, data: WebhookUpdate) -> Webhook:
     sent = data.model_fields_set
     if "filter" in sent:
@@ -132,7 +110,7 @@ def update(session: Session, principal: Principal, webhook: Webhook, data: Webho
             webhook.consecutive_failures = 0
             webhook.failing_since = None
             repository.reset_pending_attempts(session, sub.id)
-            _resume(session, sub)
+            resume(session, sub)
         else:
             webhook.active = False
             webhook.disabled_at = utcnow()
@@ -259,5 +237,5 @@ def redeliver_failed(session: Session, webhook: Webhook, since_event_id: int) ->
     sub = _subscription(session, webhook)
     count = repository.requeue_failed(session, sub.id, since_event_id)
     if count and sub.active:
-        _resume(session, sub)
+        resume(session, sub)
     return count

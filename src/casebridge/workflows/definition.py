@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from casebridge.activities.schemas import ActivityUpdate
 from casebridge.contacts.schemas import ContactUpdate
+from casebridge.events.catalogue import WORKFLOW_TRIGGERS
 from casebridge.kit import expressions
 from casebridge.kit.problems import field_error
 from casebridge.kit.schemas import StrictModel
@@ -39,38 +40,8 @@ from casebridge.matters.schemas import MatterUpdate
 
 # --- the event catalogue (docs/events.md) -----------------------------------------------------------
 
-EVENT_TYPES: dict[str, str] = {
-    "contact.created": "contact",
-    "contact.updated": "contact",
-    "contact.archived": "contact",
-    "contact.restored": "contact",
-    "matter.created": "matter",
-    "matter.updated": "matter",
-    "matter.status_changed": "matter",
-    "matter.archived": "matter",
-    "matter.restored": "matter",
-    "matter.note_added": "matter",
-    "document.created": "document",
-    "document.version_added": "document",
-    "document.updated": "document",
-    "document.deleted": "document",
-    "document.restored": "document",
-    "document.purged": "document",
-    "activity.created": "activity",
-    "activity.updated": "activity",
-    "activity.submitted": "activity",
-    "activity.approved": "activity",
-    "activity.rejected": "activity",
-    "activity.billed": "activity",
-    "activity.deleted": "activity",
-    "user.created": "user",
-    "user.updated": "user",
-    "settings.updated": "setting",
-    "alert.raised": "alert",
-    "alert.acknowledged": "alert",
-}
-"""Event types a workflow may trigger on, and the entity each is about. Workflow, workflow instance and
-linked-service events are deliberately absent: a workflow reacting to workflows invites loops."""
+EVENT_TYPES = WORKFLOW_TRIGGERS
+"""Event types a workflow may trigger on, and the entity each is about (see events/catalogue.py)."""
 
 PREFIXES: dict[str, str] = {t.split(".", 1)[0]: e for t, e in EVENT_TYPES.items()}
 

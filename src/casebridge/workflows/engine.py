@@ -619,6 +619,14 @@ def _send(ctx: JobContext, http: _Http) -> bool:
     raise RetryLater(retry_in, f"workflow instance {http.instance_id}: {message}")
 
 
+def on_run_dead(session: Session, args: dict[str, Any], error: str) -> None:
+    """A ``workflows.run`` job went dead without failing its instance itself (its worker was killed
+    during the last attempt): fail the instance, so it is not left ``running`` forever."""
+    inst = repository.instance(session, uuid.UUID(str(args["instance_id"])), for_update=True)
+    if inst is not None and inst.state in repository.LIVE_STATES:
+        fail_instance(session, inst, f"its run job died after its last attempt: {error}")
+
+
 def run(ctx: JobContext) -> None:
     """The ``workflows.run`` job: advance one instance as far as it goes now."""
     instance_id = uuid.UUID(str(ctx.args["instance_id"]))

@@ -23,4 +23,11 @@ def register(registry: JobRegistry) -> None:
             backoff_cap=600.0,
         )
     )
-    registry.register(engine.RUN, engine.run, backoff_base=1.0, backoff_cap=300.0, keep_completed=False)
+    registry.register(
+        engine.RUN,
+        engine.run,
+        backoff_base=1.0,
+        backoff_cap=300.0,
+        keep_completed=False,
+        on_dead=engine.on_run_dead,
+    )
