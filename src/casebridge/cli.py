@@ -39,6 +39,7 @@ from casebridge.db.engine import redact_url
 from casebridge.db.session import Database, unit_of_work
 from casebridge.kit.context import Role
 from casebridge.models import ApiToken, User
+from casebridge.sandbox.cli import sandbox_app
 
 EXIT_USER_ERROR = 1
 EXIT_USAGE_OR_DATABASE = 2
@@ -59,6 +60,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(documents_app, name="documents")
 jobs_app = typer.Typer(help="The job queue: inspect, retry and discard jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(sandbox_app, name="sandbox")
 
 
 class CliError(Exception):

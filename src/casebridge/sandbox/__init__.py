@@ -1,0 +1,1 @@
+"""Local emulators of the systems Casebridge integrates with (``casebridge sandbox ...``)."""
