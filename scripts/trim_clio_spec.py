@@ -48,9 +48,17 @@ PATHS = (
 DROP = {"description", "example", "examples", "title", "summary", "tags"}
 
 
-def strip(node: Any) -> Any:
+def strip(node: Any, *, names: bool = False) -> Any:
+    """Drop prose keywords. Under ``properties`` every key is a field name (a Matter has a field called
+    ``description``, a Contact one called ``title``): those are kept."""
     if isinstance(node, dict):
-        return {k: strip(v) for k, v in node.items() if k not in DROP and not k.startswith("x-")}
+        if names:
+            return {k: strip(v) for k, v in node.items()}
+        return {
+            k: strip(v, names=k == "properties")
+            for k, v in node.items()
+            if k not in DROP and not k.startswith("x-")
+        }
     if isinstance(node, list):
         return [strip(v) for v in node]
     return node

@@ -550,8 +550,13 @@ def demo(
     reset: Annotated[
         bool, typer.Option("--reset", help="Delete the SQLite database and data dir first, then re-seed.")
     ] = False,
+    clio_port: Annotated[
+        int,
+        typer.Option(min=0, max=65535, help="Port of the Clio sandbox started beside it (0: any free port)."),
+    ] = 8765,
 ) -> None:
-    """Migrate a local database, seed a small firm, print an admin token and serve (what `make demo` runs)."""
+    """Migrate a local database, seed a small firm, print an admin token and serve (what `make demo` runs),
+    with the Clio Manage sandbox beside it."""
     from casebridge import demo as demo_module
 
     settings = get_settings()
@@ -565,7 +570,9 @@ def demo(
             typer.echo(
                 f"Migrated {redact_url(settings.database_url)}: {before or '(empty)'} -> {after}", err=True
             )
-        demo_module.run(settings, db, host=host, port=port, seed=reset or demo_module.is_empty(db))
+        demo_module.run(
+            settings, db, host=host, port=port, seed=reset or demo_module.is_empty(db), clio_port=clio_port
+        )
 
 
 # --- entry point ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -38,7 +39,8 @@ FIRM = "Hartley Finch LLP"
 FIRM_ADDRESS = "12 Park Row, Leeds LS1 5HD"
 CURRENCY = "GBP"
 # What a data dir holds; --reset refuses to delete a directory holding anything else.
-_DATA_DIR_ENTRIES = {"blobs", "tmp", "secret.key"}
+CLIO_STATE = "clio-sandbox.db"  # the demo's Clio sandbox keeps its state beside ours
+_DATA_DIR_ENTRIES = {"blobs", "tmp", "secret.key", CLIO_STATE, f"{CLIO_STATE}-wal", f"{CLIO_STATE}-shm"}
 
 
 class DemoError(Exception):
@@ -141,6 +143,16 @@ def start_server(app: Any, host: str, port: int) -> BackgroundServer:
     return BackgroundServer(server, thread, done, int(bound))
 
 
+def _port_free(host: str, port: int) -> bool:
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        return True
+    except OSError:
+        return False
+
+
 def _url_host(host: str) -> str:
     if host in ("0.0.0.0", ""):
         return "127.0.0.1"
@@ -166,13 +178,67 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run(settings: Settings, db: Database, *, host: str, port: int, seed: bool) -> None:
+CLIO_SEED: dict[str, Any] = {
+    "settings": {"account_name": "Harbour & Vale LLP (Clio)"},
+    "contacts": [
+        {"type": "Person", "first_name": "Margaret", "last_name": "Okafor", "name": "Margaret Okafor"},
+        {"type": "Person", "first_name": "Tom", "last_name": "Reyes", "name": "Tom Reyes"},
+        {"type": "Company", "name": "Northwind Traders Ltd"},
+    ],
+}
+
+
+@dataclass
+class ClioSandbox:
+    server: BackgroundServer
+    base: str
+    token: str
+
+
+def start_clio_sandbox(settings: Settings, host: str, port: int) -> ClioSandbox:
+    """The Clio Manage sandbox beside the API (state kept in the data dir), with a token to try it.
+    If ``port`` is taken, any free port is used instead."""
+    from casebridge.sandbox.clio import SandboxConfig, SandboxState
+    from casebridge.sandbox.clio import create_app as create_clio
+    from casebridge.sandbox.clio.admin import seed as seed_clio
+    from casebridge.sandbox.clio.oauth import grant_for, issue_token, register_app
+
+    state = SandboxState(
+        SandboxConfig(state_file=Path(settings.data_dir) / CLIO_STATE, allow_http_webhooks=True)
+    )
+    app = create_clio(state)
+    if not state.tables["contacts"]:
+        seed_clio(state, CLIO_SEED)
+    client = register_app(state, client_id="casebridge-demo", redirect_uris=["http://127.0.0.1/callback"])
+    token = str(
+        issue_token(state, grant_for(state, client, int(state.settings["sandbox_user_id"])))["access_token"]
+    )
+    if port and not _port_free(host, port):
+        typer.echo(f"Port {port} is taken; the Clio sandbox takes any free port instead.", err=True)
+        port = 0
+    server = start_server(app, host, port)
+    base = f"http://{_url_host(host)}:{server.port}"
+    if not state.tables["matters"]:  # through the API, so the account's numbering scheme applies
+        contacts = sorted(state.tables["contacts"])
+        with httpx.Client(base_url=f"{base}/api/v4", headers={"Authorization": f"Bearer {token}"}) as clio:
+            for client_id, description in zip(
+                contacts, ("Purchase of 14 Quay Street", "Employment dispute"), strict=False
+            ):
+                body = {"data": {"description": description, "client": {"id": client_id}}}
+                response = clio.post("/matters.json", json=body)
+                if response.status_code != 201:
+                    raise DemoError(f"the Clio sandbox refused a demo matter: {response.text}")
+    return ClioSandbox(server, base, token)
+
+
+def run(settings: Settings, db: Database, *, host: str, port: int, seed: bool, clio_port: int = 8765) -> None:
     """Issue the token, start the server, seed if asked, print how to use it, and serve until Ctrl-C."""
     from casebridge.app import create_app
 
     secret = issue_token(db)
     background = start_server(create_app(settings, db=db), host, port)
     base = f"http://{_url_host(host)}:{background.port}"
+    clio = start_clio_sandbox(settings, host, clio_port)
     access_log = logging.getLogger("uvicorn.access")
     access_level = access_log.level
     try:
@@ -195,7 +261,7 @@ def run(settings: Settings, db: Database, *, host: str, port: int, seed: bool) -
                         "The database already has data; not seeding (`--reset` starts afresh).", err=True
                     )
                 matter_id = _first_matter_id(client)
-            typer.echo(banner(base, secret, settings, matter_id))
+            typer.echo(banner(base, secret, settings, matter_id, clio))
             access_log.setLevel(access_level)
             background.wait()
         raise DemoError("the server stopped unexpectedly (see the log above)")
@@ -203,6 +269,7 @@ def run(settings: Settings, db: Database, *, host: str, port: int, seed: bool) -
         typer.echo("\nStopping…", err=True)
     finally:
         background.stop()
+        clio.server.stop()
         access_log.setLevel(access_level)
 
 
@@ -217,7 +284,9 @@ def _first_matter_id(client: httpx.Client) -> str | None:
     return str(rows[0]["id"]) if rows else None
 
 
-def banner(base: str, secret: str, settings: Settings, matter_id: str | None) -> str:
+def banner(
+    base: str, secret: str, settings: Settings, matter_id: str | None, clio: ClioSandbox | None = None
+) -> str:
     auth = '-H "Authorization: Bearer $TOKEN"'
     contact = '{"kind":"person","first_name":"Jane","last_name":"Smith","party_types":["client"]}'
     examples = [
@@ -250,6 +319,19 @@ def banner(base: str, secret: str, settings: Settings, matter_id: str | None) ->
         "",
         *("  " + line for line in "\n".join(examples).splitlines()),
         "",
+    ]
+    if clio is not None:
+        fields = "id,display_number,description,status,client{name}"
+        lines += [
+            "Clio sandbox (a local Clio Manage API v4; docs/clio-sandbox.md):",
+            "",
+            f"  Clio API:  {clio.base}/api/v4   (admin: {clio.base}/_sandbox/docs)",
+            f"  export CLIO_TOKEN={clio.token}",
+            f'  curl -s -H "Authorization: Bearer $CLIO_TOKEN" "{clio.base}/api/v4/contacts.json?fields=id,name,type"',
+            f'  curl -s -H "Authorization: Bearer $CLIO_TOKEN" "{clio.base}/api/v4/matters.json?fields={fields}"',
+            "",
+        ]
+    lines += [
         "Serving; press Ctrl-C to stop.",
         "",
     ]

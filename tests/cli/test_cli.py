@@ -399,7 +399,7 @@ def test_serve_on_a_busy_port_is_one_line(sqlite_cli: Cli) -> None:
 
 def _demo(tmp_path: Path, *args: str) -> tuple[Process, str, str]:
     """Start `casebridge demo` with its defaults (./casebridge.db, ./casebridge-data) in tmp_path."""
-    proc = Process(["demo", "--port", str(free_port()), *args], env=_env(), cwd=tmp_path)
+    proc = Process(["demo", "--port", str(free_port()), "--clio-port", "0", *args], env=_env(), cwd=tmp_path)
     try:
         token = proc.wait_for(r"export TOKEN=(cb_\S+)").group(1)
         base = proc.wait_for(r"Base URL:\s+(http://\S+)").group(1)
@@ -446,6 +446,17 @@ def test_demo_seeds_serves_and_stops_cleanly(tmp_path: Path) -> None:
         assert (tmp_path / "casebridge.db").exists()
         assert (tmp_path / "casebridge-data").is_dir()
         assert f"{base}/matters/{rows[0]['id']}" in "".join(proc.out_lines), "a ready-to-paste example"
+
+        # The Clio sandbox runs beside it, seeded, with a token printed to try it.
+        clio_token = proc.wait_for(r"export CLIO_TOKEN=(\S+)").group(1)
+        clio_base = proc.wait_for(r"Clio API:\s+(http://\S+)").group(1)
+        clio_matters = httpx.get(
+            f"{clio_base}/matters.json",
+            params={"fields": "display_number,client{name}"},
+            headers={"Authorization": f"Bearer {clio_token}"},
+        )
+        assert clio_matters.status_code == 200, clio_matters.text
+        assert [m["display_number"] for m in clio_matters.json()["data"]] == ["00001-Okafor", "00002-Reyes"]
     finally:
         code = proc.interrupt()
     assert code == 0, proc.output

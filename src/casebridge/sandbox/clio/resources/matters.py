@@ -70,7 +70,7 @@ def display_number(state: SandboxState, record: Record) -> str | None:
     when = record.get("open_date") or record.get("pending_date") or record.get("close_date")
     on = date.fromisoformat(when) if when else date.fromisoformat(record["created_at"][:10])
     if scheme == "default":
-        name = _summary_name(state.get("contacts", record["client_id"])).replace(" ", "")
+        name = _summary_name(state.get("contacts", record["client_id"]))
         return f"{padded}-{name}" if name else padded
     if scheme == "number":
         return padded
