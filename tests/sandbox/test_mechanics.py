@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.sandbox.conftest import Sandbox, clio_client, ok
 
@@ -178,3 +180,16 @@ def test_requests_are_counted_per_endpoint_and_token(sandbox: Sandbox) -> None:
     assert counts["by_endpoint"]["POST /api/v4/contacts"] == 1
     assert counts["by_endpoint"]["GET /api/v4/contacts/{id}"] == 1
     assert counts["by_token"][token] == 5
+
+
+@given(st.text(alphabet="abcdeilmnorstu_{},", max_size=40))
+def test_any_fields_parameter_is_a_selection_or_a_400(raw: str) -> None:
+    from casebridge.sandbox.clio import fields
+    from casebridge.sandbox.clio.errors import ClioError
+
+    outcome: tuple[int, str] = (200, "")
+    try:
+        fields.check(fields.parse(raw), "Matter")
+    except ClioError as exc:  # the only way it may fail: nothing else escapes (no 500)
+        outcome = (exc.status, exc.type)
+    assert outcome in {(200, ""), (400, "BadRequestError")}
