@@ -58,6 +58,19 @@ def _nullable(node: Any) -> Any:
 # response enum of PhoneNumber.name (Work|Personal|Other) cannot hold the request's own values
 # (Work|Home|Mobile|Fax|Pager|Skype|Other), which Clio stores and returns.
 _RELAXED = {("PhoneNumber_base", "name"): "enum"}
+# Properties the spec types wrongly, replaced here: Bill.available_state_transitions lists transitions
+# but is typed one string of their enum; ExpenseCategory.rate is typed int32 in responses though a rate
+# is any number (the request's type) (docs/clio-sandbox.md, bills and expense categories).
+_CORRECTED: dict[tuple[str, str], dict[str, Any]] = {
+    ("Bill_base", "available_state_transitions"): {
+        "type": "array",
+        "items": {
+            "type": "string",
+            "enum": ["awaiting_approval", "awaiting_payment", "paid", "void", "deleted"],
+        },
+    },
+    ("ExpenseCategory_base", "rate"): {"type": "number", "format": "double"},
+}
 
 
 @cache
@@ -65,6 +78,8 @@ def _components() -> dict[str, Any]:
     schemas = copy.deepcopy(spec()["components"]["schemas"])
     for (schema, prop), keyword in _RELAXED.items():
         schemas[schema]["properties"][prop].pop(keyword, None)
+    for (schema, prop), replacement in _CORRECTED.items():
+        schemas[schema]["properties"][prop] = copy.deepcopy(replacement)
     return {"schemas": _nullable(schemas)}
 
 

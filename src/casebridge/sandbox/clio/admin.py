@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from casebridge.sandbox.clio import oauth
-from casebridge.sandbox.clio.faults import FaultConfig, Faults
+from casebridge.sandbox.clio.faults import Faults
 from casebridge.sandbox.clio.ratelimit import RateLimiter
 from casebridge.sandbox.clio.state import Record, SandboxState
 
@@ -25,8 +25,8 @@ SEEDABLE = (
     "users",
     "contacts",
     "matters",
+    "expense_categories",  # before activities: an expense takes its category's rate
     "activities",
-    "expense_categories",
     "bills",
     "folders",
     "documents",
@@ -187,10 +187,8 @@ def router(state: SandboxState, limiter: RateLimiter, faults: Faults, hooks: Any
     def put_faults(body: dict[str, Any]) -> dict[str, Any]:
         try:
             faults.configure(body)
-        except TypeError as exc:
-            raise HTTPException(
-                422, f"unknown fault setting: {exc}; known: {', '.join(FaultConfig.__dataclass_fields__)}"
-            ) from None
+        except (TypeError, ValueError) as exc:  # FaultConfigError names the setting and what it takes
+            raise HTTPException(422, str(exc)) from None
         return faults.snapshot()
 
     @r.get("/clock")
