@@ -29,6 +29,8 @@ PATHS = (
     "/contacts/{id}.json",
     "/matters.json",
     "/matters/{id}.json",
+    "/practice_areas.json",
+    "/practice_areas/{id}.json",
     "/activities.json",
     "/activities/{id}.json",
     "/documents.json",

@@ -193,3 +193,15 @@ def test_any_fields_parameter_is_a_selection_or_a_400(raw: str) -> None:
     except ClioError as exc:  # the only way it may fail: nothing else escapes (no 500)
         outcome = (exc.status, exc.type)
     assert outcome in {(200, ""), (400, "BadRequestError")}
+
+
+def test_the_rate_limit_window_is_configurable(sandbox: Sandbox) -> None:
+    with sandbox.admin() as admin:
+        ok(admin.patch("/settings", json={"rate_limit": 2, "rate_limit_window": 2}))
+        assert admin.patch("/settings", json={"rate_limit_window": 0.5}).status_code == 422
+    with clio_client(sandbox) as clio:
+        assert [clio.get("/users/who_am_i").status_code for _ in range(3)] == [200, 200, 429]
+        reset = int(clio.get("/users/who_am_i").headers["x-ratelimit-reset"])
+        assert reset - time.time() <= 3
+        time.sleep(max(0.0, reset - time.time()) + 0.1)
+        assert clio.get("/users/who_am_i").status_code == 200

@@ -34,7 +34,10 @@ def _json_arg(value: str, what: str) -> dict[str, Any]:
 def clio(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8765,
-    rate_limit: Annotated[int, typer.Option(min=1, help="Requests per minute per access token.")] = 50,
+    rate_limit: Annotated[int, typer.Option(min=1, help="Requests per window per access token.")] = 50,
+    rate_limit_window: Annotated[
+        float, typer.Option(min=1.0, max=3600.0, help="Rate-limit window in seconds (Clio: 60).")
+    ] = 60.0,
     seed: Annotated[
         Path | None, typer.Option(help="A JSON seed file: settings, apps and records to load.")
     ] = None,
@@ -78,6 +81,7 @@ def clio(
     check_port(host, port)
     config = SandboxConfig(
         rate_limit=rate_limit,
+        rate_limit_window=rate_limit_window,
         allow_http_webhooks=allow_http_webhooks,
         webhook_time_scale=webhook_time_scale,
         state_file=state_file,

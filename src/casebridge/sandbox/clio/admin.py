@@ -24,6 +24,7 @@ SEEDERS: dict[str, SeedLoader] = {}
 SEEDABLE = (
     "users",
     "contacts",
+    "practice_areas",  # before matters: a matter may refer to one
     "matters",
     "expense_categories",  # before activities: an expense takes its category's rate
     "activities",
@@ -47,7 +48,10 @@ class SettingsIn(BaseModel):
     matter_numbering: str | None = Field(default=None, pattern="^(default|number|year|year_month|manual)$")
     next_matter_number: int | None = Field(default=None, ge=1)
     matter_number_digits: int | None = Field(default=None, ge=1, le=10)
-    rate_limit: int | None = Field(default=None, ge=1, description="Requests per minute per token.")
+    rate_limit: int | None = Field(default=None, ge=1, description="Requests per window per token.")
+    rate_limit_window: float | None = Field(
+        default=None, ge=1, le=3600, description="The rate-limit window in seconds (Clio's is 60)."
+    )
 
 
 class ClockIn(BaseModel):
@@ -103,6 +107,7 @@ def router(state: SandboxState, limiter: RateLimiter, faults: Faults, hooks: Any
         state.ensure_defaults()
         limiter.reset()
         limiter.limit = state.config.rate_limit
+        limiter.window = state.config.rate_limit_window
         faults.configure({})
         return {"status": "reset"}
 
@@ -151,6 +156,9 @@ def router(state: SandboxState, limiter: RateLimiter, faults: Faults, hooks: Any
             changes = body.model_dump(exclude_none=True)
             if "rate_limit" in changes:
                 limiter.limit = int(changes["rate_limit"])
+            if "rate_limit_window" in changes:
+                limiter.window = float(changes["rate_limit_window"])
+                limiter.reset()
             state.settings.update(changes)
             state.save_settings()
             return state.settings

@@ -73,7 +73,7 @@ def create_app(state: SandboxState | None = None, config: SandboxConfig | None =
     state = state or SandboxState(config)
     state.ensure_defaults()
     resources.install(state)
-    limiter = RateLimiter(state.config.rate_limit)
+    limiter = RateLimiter(state.config.rate_limit, state.config.rate_limit_window)
     fault = faults.Faults()
     hooks = webhooks.Dispatcher(state, fault)
 

@@ -1,4 +1,5 @@
-"""Per-access-token rate limiting in fixed 60-second windows, on the sandbox clock.
+"""Per-access-token rate limiting in fixed windows (Clio's 60 seconds; shorter for fast tests), on the
+sandbox clock.
 
 Every API response carries ``X-RateLimit-Limit`` (requests per window), ``X-RateLimit-Remaining`` and
 ``X-RateLimit-Reset`` (unix time the window ends); over the limit, 429 with ``Retry-After`` (seconds,
@@ -34,17 +35,18 @@ class Verdict:
 
 
 class RateLimiter:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, window: float = WINDOW) -> None:
         self.limit = limit
+        self.window = window
         self._windows: dict[str, tuple[float, int]] = {}  # token -> (window start, count)
         self._lock = threading.Lock()
 
     def hit(self, token: str, now: float, *, force_limited: bool = False) -> Verdict:
         with self._lock:
             start, count = self._windows.get(token, (now, 0))
-            if now - start >= WINDOW:
+            if now - start >= self.window:
                 start, count = now, 0
-            reset = start + WINDOW
+            reset = start + self.window
             if force_limited or count >= self.limit:
                 self._windows[token] = (start, count)
                 retry = max(1, math.ceil(reset - now))

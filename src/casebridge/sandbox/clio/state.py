@@ -37,7 +37,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 
 @dataclass
 class SandboxConfig:
-    rate_limit: int = 50  # requests per minute per access token
+    rate_limit: int = 50  # requests per window per access token
+    rate_limit_window: float = 60.0  # seconds (Clio's minute; tests shorten it)
     allow_http_webhooks: bool = False
     webhook_time_scale: float = 1.0  # 0.001 makes Clio's 2-minute retry base 0.12 s
     webhook_timeout: float = 10.0

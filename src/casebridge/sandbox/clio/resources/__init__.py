@@ -16,6 +16,7 @@ from casebridge.sandbox.clio.resources import (
     expense_categories,
     folders,
     matters,
+    practice_areas,
     users,
     webhooks,
 )
@@ -25,6 +26,7 @@ MODULES: tuple[ModuleType, ...] = (
     users,
     contacts,
     matters,
+    practice_areas,
     activities,
     expense_categories,
     bills,

@@ -9,6 +9,7 @@ is firm-wide; ``display_number`` follows ``settings.matter_numbering``:
 - ``manual``: the client writes ``display_number``; under every other scheme sending it is a 422.
 
 ``reset_matter_number: true`` (create or update) regenerates ``display_number`` from the current scheme.
+``practice_area{id}`` refers to a practice area (``null`` clears it).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ MATTERS = Resource(
         "originating_attorney": Link("users", "originating_attorney_id"),
         "user": Link("users", "user_id"),
         "folder": Link("folders", "folder_id"),
+        "practice_area": Link("practice_areas", "practice_area_id"),
     },
     search=("display_number", "description", "client_reference"),
     orders=("id", "display_number", "open_date", "close_date", "pending_date", "created_at", "updated_at"),
@@ -102,6 +104,8 @@ def _apply(ctx: Ctx, record: Record, data: dict[str, Any], *, creating: bool) ->
             record[key] = day(data, key)
     if "billable" in data:
         record["billable"] = boolean(data, "billable")
+    if "practice_area" in data:
+        record["practice_area_id"] = reference(ctx, data, "practice_area", "practice_areas", "Practice area")
     for key in ("responsible_attorney", "originating_attorney"):
         if key in data:
             record[f"{key}_id"] = reference(ctx, data, key, "users", key.replace("_", " ").capitalize())
@@ -134,7 +138,7 @@ def list_matters(request: Request) -> JSONResponse:
                 f"status must be a comma list of open, pending, closed; got {', '.join(sorted(unknown))}"
             )
         rows = [m for m in rows if m["status"].lower() in wanted]
-    for param in ("client_id", "responsible_attorney_id", "originating_attorney_id"):
+    for param in ("client_id", "responsible_attorney_id", "originating_attorney_id", "practice_area_id"):
         if q.get(param):
             rows = [m for m in rows if str(m.get(param)) == q[param]]
     if q.get("billable") in ("true", "false"):
@@ -162,6 +166,7 @@ async def create_matter(request: Request) -> Response:
             "user_id": ctx.user_id,
             "responsible_attorney_id": None,
             "originating_attorney_id": None,
+            "practice_area_id": None,
         }
         _apply(ctx, record, data, creating=True)
         if "status" not in data:
