@@ -108,8 +108,17 @@ class LiveServer:
     backend: Backend
 
 
-def _serve(app: object) -> tuple[uvicorn.Server, threading.Thread, str]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")  # type: ignore[arg-type]
+def _serve(app: object, *, date_header: bool = True) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """Serve ``app`` on a free loopback port in a thread. The Clio sandbox sets its own ``Date`` (its
+    clock), so it is served with ``date_header=False``."""
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+        date_header=date_header,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

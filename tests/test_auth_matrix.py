@@ -35,7 +35,16 @@ from casebridge.kit.uow import ApiRoute
 from tests.conftest import Backend, LiveServer
 
 PUBLIC_PATHS = frozenset(
-    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
+    {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/oauth/clio/callback",  # a person's browser, checked by the single-use OAuth state
+        "/hooks/clio/{token}",  # Clio's webhooks, checked by their signature
+    }
 )
 PROBLEM_JSON = "application/problem+json"
 

@@ -54,6 +54,8 @@ def api_routers() -> list[APIRouter]:
     from casebridge.linked_services.routes import router as linked_services_router
     from casebridge.matters.routes import router as matters_router
     from casebridge.matters.routes import settings_router
+    from casebridge.sync.routes import records as sync_records_router
+    from casebridge.sync.routes import router as connections_router
     from casebridge.users.routes import router as users_router
     from casebridge.webhooks.routes import router as webhooks_router
     from casebridge.workflows.routes import router as workflows_router
@@ -72,6 +74,8 @@ def api_routers() -> list[APIRouter]:
         alerts_router,
         alerts_matter_router,
         jobs_router,
+        connections_router,
+        sync_records_router,
     ]
 
 
@@ -120,6 +124,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     for router in api_routers():
         api.include_router(router)
     app.include_router(api)
+    from casebridge.connectors.clio.routes import router as clio_public_router
+
+    app.include_router(clio_public_router)  # the OAuth callback and Clio's webhooks: no bearer token
     app.include_router(metrics_router(configured_token()))  # observability: GET /metrics
 
     @app.get("/healthz", tags=["health"], operation_id="healthz")

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=4, gt=0, le=64)
     # Seconds a claimed job is leased; a worker heartbeats every third of it.
     job_lease_seconds: float = Field(default=30.0, gt=0)
+    # Where Clio (and other remote systems) reach this server, e.g. https://cb.firm.example: webhooks
+    # are registered only when it is set; without it the sync polls.
+    public_url: str | None = None
+    # Seconds to wait for an answer from Clio's API before treating the request as failed.
+    clio_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     # Extra modules whose register(registry) adds job kinds (comma-separated).
     job_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

@@ -119,9 +119,12 @@ class BackgroundServer:
         self.done.wait(timeout)
 
 
-def start_server(app: Any, host: str, port: int) -> BackgroundServer:
-    """Uvicorn in a background thread; returns once it accepts connections, with the bound port."""
-    config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="info")
+def start_server(app: Any, host: str, port: int, *, date_header: bool = True) -> BackgroundServer:
+    """Uvicorn in a background thread; returns once it accepts connections, with the bound port.
+    (The Clio sandbox sets ``Date`` from its own clock: ``date_header=False``.)"""
+    config = uvicorn.Config(
+        app, host=host, port=port, lifespan="on", log_level="info", date_header=date_header
+    )
     server = uvicorn.Server(config)
     done = threading.Event()
 
@@ -216,7 +219,7 @@ def start_clio_sandbox(settings: Settings, host: str, port: int) -> ClioSandbox:
     if port and not _port_free(host, port):
         typer.echo(f"Port {port} is taken; the Clio sandbox takes any free port instead.", err=True)
         port = 0
-    server = start_server(app, host, port)
+    server = start_server(app, host, port, date_header=False)
     base = f"http://{_url_host(host)}:{server.port}"
     if not state.tables["matters"]:  # through the API, so the account's numbering scheme applies
         contacts = sorted(state.tables["contacts"])

@@ -162,3 +162,18 @@ def test_updated_since_accepts_naive_and_offset_times(api: httpx.Client) -> None
     bad = api.get("/api/v1/contacts", params={"updated_since": "yesterday"})
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "query.updated_since"
+
+
+def test_a_patch_may_add_new_items_beside_kept_ones(api: httpx.Client) -> None:
+    """New nested items in a PATCH (no id) get ids at once: the change's event lists them (was a 500)."""
+    contact = create_contact(api, emails=[{"address": "old@example.com"}])
+    kept = contact["emails"][0]
+    r = api.patch(
+        f"/api/v1/contacts/{contact['id']}",
+        json={"emails": [{"id": kept["id"], "address": kept["address"]}, {"address": "new@example.com"}]},
+    )
+    assert r.status_code == 200, r.text
+    emails = r.json()["emails"]
+    assert [e["address"] for e in emails] == ["old@example.com", "new@example.com"]
+    assert emails[0]["id"] == kept["id"]
+    assert emails[1]["id"]

@@ -50,7 +50,7 @@ def sandbox_server() -> Iterator[Sandbox]:
         SandboxConfig(rate_limit=100_000, allow_http_webhooks=True, webhook_time_scale=0.001)
     )
     app = create_app(state)
-    server, thread, url = _serve(app)
+    server, thread, url = _serve(app, date_header=False)
     yield Sandbox(url, state, app)
     server.should_exit = True
     thread.join(timeout=10)

@@ -223,7 +223,7 @@ def test_an_unechoed_handshake_leaves_it_pending_until_activated(
 
 def test_https_is_required_unless_the_sandbox_allows_http() -> None:
     state = SandboxState(SandboxConfig(rate_limit=100_000, webhook_time_scale=0.001))
-    server, thread, url = _serve(create_app(state))
+    server, thread, url = _serve(create_app(state), date_header=False)
     try:
         sandbox = Sandbox(url, state, None)
         with clio_client(sandbox) as clio:

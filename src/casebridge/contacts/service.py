@@ -120,7 +120,7 @@ def _replace_children(contact: Contact, name: str, items: Sequence[T]) -> None:
     by_id = _merge_children(getattr(contact, name), items, name)
     rows = []
     for pos, (item, primary) in enumerate(zip(items, _primary_flags(items), strict=True)):
-        row = (by_id.get(item.id) if item.id else None) or row_class()
+        row = (by_id.get(item.id) if item.id else None) or row_class(id=uuid.uuid4())
         for attr in attrs:
             setattr(row, attr, getattr(item, attr))
         row.is_primary, row.position = primary, pos

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from casebridge.db.engine import WRITE_OPTION, create_db_engine
@@ -51,3 +54,8 @@ def unit_of_work(factory: SessionFactory) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def dialect_insert(session: Session) -> Any:
+    """The dialect's ``insert`` (PostgreSQL's or SQLite's), for ``ON CONFLICT`` clauses, which both have."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert

@@ -58,7 +58,11 @@ class SubscriberKind:
     # Cheap filter run by the dispatcher inside its transaction (for example type patterns).
     wants: Callable[[Session, EventSubscription, Event], bool]
     # Do the delivery; raise to retry. Runs outside any transaction: open your own to write.
-    deliver: Callable[[Delivery], None]
+    deliver: Callable[[Delivery], None] | None = None
+    # A level-triggered kind (the sync engine) reacts to each wanted event inside the dispatcher's
+    # transaction, typically by enqueueing a job keyed by the record, and keeps no delivery rows: its
+    # job reads the record's current state, so it needs neither per-event order nor per-event retries.
+    react: Callable[[Session, EventSubscription, Event], None] | None = None
     max_attempts: int = 20
     backoff_base: float = 1.0
     backoff_cap: float = 3600.0
@@ -140,6 +144,9 @@ def dispatch(ctx: JobContext) -> None:
             keys: set[str] = set()
             for ev in events:
                 if kind.wants(session, sub, ev):
+                    if kind.react is not None:
+                        kind.react(session, sub, ev)
+                        continue
                     key = entity_key(ev)
                     session.add(EventDelivery(subscription_id=sub.id, event_id=ev.id, entity_key=key))
                     keys.add(key)
@@ -192,8 +199,8 @@ def deliver(ctx: JobContext) -> None:
     while found is not None:
         sub, delivery_id, attempt, out = found.subscription, found.delivery_id, found.attempt, found.event
         kind = KINDS.get(sub.kind)
-        if kind is None:
-            raise RetryLater(60, f"no subscriber kind {sub.kind!r} is registered in this process")
+        if kind is None or kind.deliver is None:
+            raise RetryLater(60, f"no subscriber kind {sub.kind!r} that delivers is registered here")
         try:
             kind.deliver(Delivery(ctx, sub, out, attempt))
         except Exception as exc:

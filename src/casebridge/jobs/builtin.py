@@ -49,6 +49,9 @@ def build_registry(settings: Settings | None = None) -> JobRegistry:
     delivery.register_jobs(registry)
     webhooks_subscriber.register(registry)
     workflows_subscriber.register(registry)
+    from casebridge.sync import tasks as sync_tasks
+
+    sync_tasks.register(registry)
     registry.every("documents-purge", "documents.purge", "15 3 * * *", priority=200)
     registry.every("idempotency-keys-purge", "platform.purge_idempotency_keys", "@hourly", priority=200)
     registry.every("jobs-prune", "jobs.prune", "30 * * * *", priority=200)

@@ -17,10 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, exists, func, literal_column, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from casebridge.db.session import dialect_insert
 from casebridge.db.types import utcnow
 from casebridge.jobs.notify import mark_enqueued
 from casebridge.models.job import AVAILABLE, CANCELLED, COMPLETED, DEAD, RUNNING, Job
@@ -48,10 +47,6 @@ class ClaimedJob:
     started_at: datetime | None = None
 
 
-def _insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 def enqueue(
     session: Session,
     kind: str,
@@ -63,9 +58,12 @@ def enqueue(
     unique_key: str | None = None,
     concurrency_key: str | None = None,
     max_attempts: int = 20,
+    expedite: bool = False,
 ) -> int | None:
     """Add a job in the caller's transaction. Returns its id, or None when an identical job
-    (same ``unique_key``) is already waiting."""
+    (same ``unique_key``) is already waiting. With ``expedite``, an identical waiting job is brought
+    forward to this one's run time and priority when they are sooner (level-triggered work: a new
+    trigger means "look again now", even if the waiting job was snoozed or backing off)."""
     values = {
         "kind": kind,
         "args": args or {},
@@ -80,11 +78,22 @@ def enqueue(
         "errors": [],
         "created_at": utcnow(),
     }
-    stmt = _insert(session)(Job).values(**values)
+    stmt = dialect_insert(session)(Job).values(**values)
     if unique_key is not None:
         # The predicate must be a literal: with a bound parameter PostgreSQL cannot match the partial
         # index once psycopg prepares the statement (a generic plan, after five executions).
-        stmt = stmt.on_conflict_do_nothing(index_elements=["unique_key"], index_where=text(_WAITING))
+        if expedite:
+            least = func.least if session.get_bind().dialect.name == "postgresql" else func.min
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["unique_key"],
+                index_where=text(_WAITING),
+                set_={
+                    "run_at": least(_JOBS.c.run_at, stmt.excluded.run_at),
+                    "priority": least(_JOBS.c.priority, stmt.excluded.priority),
+                },
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["unique_key"], index_where=text(_WAITING))
     job_id = session.scalar(stmt.returning(Job.id))
     if job_id is None:
         return None

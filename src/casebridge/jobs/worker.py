@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from casebridge.config import Settings
-from casebridge.db.session import Database, unit_of_work
+from casebridge.db.session import Database, dialect_insert, unit_of_work
 from casebridge.db.types import utcnow
 from casebridge.jobs import notify, queue
 from casebridge.jobs.errors import GiveUp, RetryLater, Snooze
@@ -302,7 +302,7 @@ class Worker:
 
 def enqueue_slot(session: Session, task: RecurringTask, slot: datetime) -> int | None:
     """Enqueue a recurring task's slot unless some worker already did (the slot row is the guard)."""
-    stmt = queue._insert(session)(RecurringSlot).values(name=task.name, slot_at=slot, created_at=utcnow())
+    stmt = dialect_insert(session)(RecurringSlot).values(name=task.name, slot_at=slot, created_at=utcnow())
     inserted = session.scalar(stmt.on_conflict_do_nothing().returning(RecurringSlot.name))
     if inserted is None:
         return None

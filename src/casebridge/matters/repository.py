@@ -18,10 +18,11 @@ ORDER_COLUMNS = {
 }
 
 
-def get(session: Session, matter_id: uuid.UUID) -> Matter | None:
-    return session.scalar(
-        select(Matter).where(Matter.id == matter_id).options(selectinload(Matter.participants))
-    )
+def get(session: Session, matter_id: uuid.UUID, *, for_update: bool = False) -> Matter | None:
+    stmt = select(Matter).where(Matter.id == matter_id).options(selectinload(Matter.participants))
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt)
 
 
 def exists_active(session: Session, matter_id: uuid.UUID) -> bool:

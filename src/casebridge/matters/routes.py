@@ -33,6 +33,7 @@ from casebridge.matters.schemas import (
     NumberingOut,
 )
 from casebridge.models import Matter
+from casebridge.sync import service as sync_service
 
 router = APIRouter(prefix="/matters", tags=["matters"], route_class=ApiRoute)
 settings_router = APIRouter(prefix="/settings", tags=["settings"], route_class=ApiRoute)
@@ -81,7 +82,10 @@ def create_matter(
     request: Request, response: Response, session: SessionDep, principal: PrincipalDep, body: MatterCreate
 ) -> MatterOut:
     """Open a matter. It takes the next firm-wide number and a display number from the numbering scheme,
-    unless an integration supplies `display_number` (the PMS owns numbering)."""
+    unless an integration supplies `display_number` (the PMS owns numbering). When Casebridge is
+    connected to Clio, the matter is created there and takes Clio's number; its client must then be
+    synced with Clio (automatically, unless the connection's `auto_sync_clients` is off)."""
+    sync_service.check_matter_client(session, body.client_id)
     out = MatterOut.of(service.create(session, principal, body))
     created(request, response, out.etag, f"/api/v1/matters/{out.id}")
     return out
@@ -107,6 +111,8 @@ def update_matter(
     """Change a matter. Changing `status` sets its date (pending_date, close_date) unless you send one."""
     matter = service.get_or_404(session, matter_id)
     check_if_match(request, etag_for(matter.id, matter.version))
+    if body.client_id is not None and body.client_id != matter.client_id:
+        sync_service.check_matter_client(session, body.client_id)
     out = MatterOut.of(service.update(session, principal, matter, body))
     response.headers["ETag"] = out.etag
     return out

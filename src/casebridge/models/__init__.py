@@ -10,6 +10,16 @@ from casebridge.models.linked_service import LinkedService
 from casebridge.models.matter import Matter, MatterParticipant
 from casebridge.models.platform import Counter, FirmSetting, IdempotencyKey
 from casebridge.models.subscription import EventDelivery, EventSubscription
+from casebridge.models.sync import (
+    Connection,
+    SyncConflict,
+    SyncInboxEntry,
+    SyncJournal,
+    SyncLink,
+    SyncRateBudget,
+    SyncRemoteWebhook,
+    SyncStream,
+)
 from casebridge.models.user import ApiToken, User
 from casebridge.models.webhook import Webhook, WebhookDelivery
 from casebridge.models.workflow import (
@@ -27,6 +37,7 @@ __all__ = [
     "Alert",
     "ApiToken",
     "Base",
+    "Connection",
     "Contact",
     "ContactAddress",
     "ContactEmail",
@@ -46,6 +57,13 @@ __all__ = [
     "MatterNote",
     "MatterParticipant",
     "RecurringSlot",
+    "SyncConflict",
+    "SyncInboxEntry",
+    "SyncJournal",
+    "SyncLink",
+    "SyncRateBudget",
+    "SyncRemoteWebhook",
+    "SyncStream",
     "User",
     "Webhook",
     "WebhookDelivery",

@@ -103,7 +103,7 @@ def clio(
             raise typer.BadParameter(f"--faults: {exc}") from None
     typer.echo(f"Clio sandbox on http://{host}:{port} (admin: /_sandbox/, API: /api/v4/)", err=True)
     try:
-        uvicorn.run(application, host=host, port=port, log_level="warning")
+        uvicorn.run(application, host=host, port=port, log_level="warning", date_header=False)
     except KeyboardInterrupt:
         pass
     finally:

@@ -14,6 +14,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from email.utils import format_datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -141,6 +142,14 @@ def create_app(state: SandboxState | None = None, config: SandboxConfig | None =
         response.headers.update(verdict.headers())
         response.headers["X-API-VERSION"] = version or DEFAULT_VERSION
         return await fault.after_response(request, response)
+
+    @app.middleware("http")
+    async def date_header(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """``Date`` is the sandbox's clock (which the admin API can move), as Clio's is Clio's: expiry
+        dates are on it. Serve the sandbox with uvicorn's own Date header off (``date_header=False``)."""
+        response = await call_next(request)
+        response.headers["Date"] = format_datetime(state.clock.now(), usegmt=True)
+        return response
 
     @app.exception_handler(ClioError)
     async def on_clio_error(_: Request, exc: ClioError) -> JSONResponse:

@@ -1,0 +1,671 @@
+"""Reconcile one link: read both sides, decide per field, write, record. Level-triggered and idempotent.
+
+``reconcile`` is what every trigger ends in (docs/sync.md). It holds the link's lease, then runs
+rounds until a round completes: a 412 from the remote, a local record that changed under us, a record
+just created on one side or a dependency synced first all end a round early and start the next with
+what was learnt. Remote calls happen outside any database transaction; each local write commits with
+the link's new base and snapshot and a journal entry, so a crash at any point leaves a state the next
+reconcile continues from.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from casebridge.db.session import Database, unit_of_work
+from casebridge.db.types import utcnow
+from casebridge.events.outbox import set_actor
+from casebridge.models import Connection, SyncConflict, SyncLink
+from casebridge.models.sync import CONFLICT, CONNECTED, ERROR, LINKED, NEEDS_REAUTHORIZATION, UNLINKED
+from casebridge.sync import merge, repository
+from casebridge.sync.entities import EntitySpec, LocalState, Refs, RemoteAdapter, RemoteRecord, StaleLocal
+from casebridge.sync.errors import (
+    LeaseBusy,
+    NeedsDependency,
+    NeedsPerson,
+    NotFound,
+    PreconditionFailed,
+    RateLimited,
+    SyncError,
+    Transient,
+    Unauthorized,
+)
+from casebridge.sync.local import sync_principal
+from casebridge.sync.settings import SyncSettings
+
+log = logging.getLogger("casebridge.sync")
+
+MAX_ROUNDS = 6
+MAX_DEPTH = 2  # a matter's client, and no deeper
+CREATE_SEARCH_MARGIN = timedelta(minutes=10)  # clock skew allowed when looking for a record we created
+
+
+class Connector(Protocol):
+    """A vendor: how to get an API client for a connection and the remote adapter of an entity."""
+
+    def client(self, connection_id: uuid.UUID, *, bulk: bool, calls: list[Any]) -> Any: ...
+
+    def remote(self, entity: str) -> RemoteAdapter: ...
+
+
+@dataclass
+class SyncEnv:
+    db: Database
+    connectors: dict[str, Connector]
+    specs: dict[str, EntitySpec]
+    # Called with (point name) at moments a crash test wants to interrupt; a no-op in production.
+    crash_point: Callable[[str], None] = lambda _name: None
+
+
+@dataclass
+class _View:
+    """What a round read, detached from its session."""
+
+    link_id: uuid.UUID
+    connection_id: uuid.UUID
+    connection_name: str
+    vendor: str
+    entity: str
+    local_id: uuid.UUID | None
+    remote_id: int | None
+    state: str
+    base: dict[str, Any] | None
+    snapshot: RemoteRecord | None
+    remote_stale: bool
+    remote_deleted: bool
+    intent: dict[str, Any] | None
+    adopt: bool
+    settings: SyncSettings
+    local: LocalState | None
+    resolutions: dict[str, Any]
+
+
+@dataclass
+class _Round:
+    """What carries from one round to the next within a reconcile."""
+
+    remote: RemoteRecord | None = None  # the freshest remote record this reconcile has read or written
+    force_read: bool = False
+    calls: list[Any] = field(default_factory=list)
+    journaled_calls: int = 0
+
+
+class _Again(Exception):
+    """End this round and start the next."""
+
+
+def reconcile(
+    env: SyncEnv, link_id: uuid.UUID, *, trigger: str, owner: str, bulk: bool = False, depth: int = 0
+) -> None:
+    """Bring one link's two records into agreement (or record why not)."""
+    with unit_of_work(env.db.writer) as session:
+        if not repository.claim(session, link_id, owner):
+            raise LeaseBusy(f"link {link_id} is being reconciled by another worker")
+    state = _Round()
+    try:
+        for _ in range(MAX_ROUNDS):
+            try:
+                _round(env, link_id, trigger, owner, bulk, depth, state)
+                return
+            except _Again:
+                continue
+            except PreconditionFailed:
+                state.remote, state.force_read = None, True
+                continue
+            except StaleLocal:
+                continue
+            except NeedsDependency as dep:
+                if depth >= MAX_DEPTH:
+                    raise NeedsPerson(str(dep)) from dep
+                _sync_dependency(env, link_id, dep, owner=owner, bulk=bulk, depth=depth)
+                continue
+        raise Transient("the record kept changing while it was being synced; trying again shortly")
+    except SyncError as exc:
+        _record_failure(env, link_id, exc, trigger, state)
+        raise
+    finally:
+        with unit_of_work(env.db.writer) as session:
+            repository.release(session, link_id, owner)
+
+
+# --- one round ------------------------------------------------------------------------------------
+
+
+def _read(env: SyncEnv, session: Session, link: SyncLink) -> _View | None:
+    conn = session.get(Connection, link.connection_id)
+    if conn is None or conn.state != CONNECTED or link.state == UNLINKED:
+        return None
+    spec = env.specs[link.entity]
+    refs = Refs(session, conn.id)
+    local = spec.local.read(session, link.local_id, refs) if link.local_id is not None else None
+    resolutions = {
+        c.field: c.resolved_value for c in repository.conflicts_of(session, link.id) if c.state == "resolved"
+    }
+    return _View(
+        link_id=link.id,
+        connection_id=conn.id,
+        connection_name=conn.name,
+        vendor=conn.vendor,
+        entity=link.entity,
+        local_id=link.local_id,
+        remote_id=link.remote_id,
+        state=link.state,
+        base=dict(link.base) if link.base is not None else None,
+        snapshot=repository.snapshot_record(link),
+        remote_stale=link.remote_stale,
+        remote_deleted=link.remote_deleted_at is not None,
+        intent=dict(link.intent) if link.intent is not None else None,
+        adopt=link.adopt,
+        settings=SyncSettings.model_validate(conn.settings or {}),
+        local=local,
+        resolutions=resolutions,
+    )
+
+
+def _round(
+    env: SyncEnv, link_id: uuid.UUID, trigger: str, owner: str, bulk: bool, depth: int, st: _Round
+) -> None:
+    with unit_of_work(env.db.reader) as session:
+        link = session.get(SyncLink, link_id)
+        if link is None:
+            return
+        view = _read(env, session, link)
+    if view is None:
+        return
+    spec = env.specs[view.entity]
+    connector = env.connectors[view.vendor]
+    remote = connector.remote(view.entity)
+    client = connector.client(view.connection_id, bulk=bulk, calls=st.calls)
+    if view.remote_id is None:
+        _create_remote(env, view, spec, remote, client, trigger, st)
+        return
+    if view.local_id is None:
+        _create_local(env, view, spec, remote, client, trigger, st)
+        return
+    current = _remote_now(view, remote, client, st)
+    if current is None:
+        _remote_deleted(env, view, spec, trigger, st)
+        return
+    if view.local is None or view.local.archived:
+        _local_deleted(env, view, spec, remote, client, trigger, st, current)
+        return
+    _merge(env, view, spec, remote, client, trigger, st, current)
+
+
+def _remote_now(view: _View, remote: RemoteAdapter, client: Any, st: _Round) -> RemoteRecord | None:
+    """The remote record as it is now, reading it only when what we have may be out of date."""
+    if view.remote_deleted:
+        return None
+    known = st.remote
+    snap = view.snapshot
+    if not st.force_read and not view.remote_stale:
+        if known is not None and (snap is None or known.updated_at >= snap.updated_at):
+            return known
+        if snap is not None:
+            return snap
+    assert view.remote_id is not None
+    try:
+        st.remote = remote.get(client, view.remote_id)
+    except NotFound:
+        return None
+    st.force_read = False
+    return st.remote
+
+
+def _calls(st: _Round) -> list[str]:
+    new = [str(c) for c in st.calls[st.journaled_calls :]]
+    st.journaled_calls = len(st.calls)
+    return new
+
+
+def _commit_link(
+    env: SyncEnv, view: _View, write: Callable[[Session, SyncLink], None], st: _Round | None = None
+) -> None:
+    """One transaction: lock the link, ``write`` (local changes, link, journal), commit. The sync
+    principal is the actor of any local change, so the events it raises are recognised as ours."""
+    mark = st.journaled_calls if st is not None else 0
+    try:
+        with unit_of_work(env.db.writer) as session:
+            set_actor(session, sync_principal(view.connection_id, view.connection_name), None)
+            link = repository.lock(session, view.link_id)
+            if link is None:
+                return
+            write(session, link)
+    except BaseException:
+        if st is not None:
+            st.journaled_calls = mark  # the journal entry rolled back: its calls go in the next one
+        raise
+
+
+def _settled(link: SyncLink, now: datetime) -> None:
+    link.error = None
+    link.error_count = 0
+    link.next_retry_at = None
+    link.last_synced_at = now
+
+
+# --- creating on the other side ---------------------------------------------------------------
+
+
+def _create_remote(
+    env: SyncEnv, view: _View, spec: EntitySpec, remote: RemoteAdapter, client: Any, trigger: str, st: _Round
+) -> None:
+    local = view.local
+    if local is None or local.archived:
+
+        def unlink(_: Session, link: SyncLink) -> None:
+            link.state = UNLINKED
+            link.unlinked_reason = "archived in Casebridge before it was synced"
+            link.intent = None
+            repository.journal(
+                _, link, trigger=trigger, action="skip", summary=link.unlinked_reason, detail={}
+            )
+
+        _commit_link(env, view, unlink, st)
+        return
+    values = {f: local.values[f] for f in spec.fields if f not in spec.pull_only}
+    created: RemoteRecord | None = None
+    how = "created"
+    if view.intent is not None:
+        # A create may have happened without us recording it: look before creating again.
+        since = datetime.fromisoformat(view.intent["at"]) - CREATE_SEARCH_MARGIN
+        taken = _taken_remote_ids(env, view)
+        found = [
+            r for r in remote.find_created(client, view.intent["values"], since) if r.remote_id not in taken
+        ]
+        if found:
+            created, how = min(found, key=lambda r: r.remote_id), "found (created by an earlier attempt)"
+    if created is None and trigger == "backfill":
+        taken = _taken_remote_ids(env, view)
+        matches = [r for r in remote.match(client, values) if r.remote_id not in taken]
+        if len(matches) == 1:
+            _adopt(env, view, matches[0], trigger, st)
+            return
+    if created is None:
+        intent = {"at": utcnow().isoformat(), "values": values}
+
+        def record_intent(_: Session, link: SyncLink) -> None:
+            link.intent = intent
+
+        _commit_link(env, view, record_intent, st)
+        try:
+            created = remote.create(client, values)
+        except NeedsPerson:
+            _commit_link(env, view, lambda _s, link: setattr(link, "intent", None))
+            raise
+        env.crash_point("sync.after_remote_create")
+    record = created
+    st.remote = record
+
+    def finish(session: Session, link: SyncLink) -> None:
+        link.remote_id = record.remote_id
+        repository.advance_snapshot(link, record, authoritative=True)
+        link.base = {f: values[f] for f in spec.merged if f in values}
+        link.intent = None
+        link.state = LINKED
+        _settled(link, utcnow())
+        repository.journal(
+            session,
+            link,
+            trigger=trigger,
+            action="create_remote",
+            summary=f"{how} in Clio as {spec.name} {record.remote_id}",
+            detail={"sent": values, "calls": _calls(st)},
+        )
+
+    _commit_link(env, view, finish, st)
+    raise _Again  # the next round pulls what the remote side assigned (a matter's number)
+
+
+def _taken_remote_ids(env: SyncEnv, view: _View) -> set[int]:
+    from sqlalchemy import select
+
+    with unit_of_work(env.db.reader) as session:
+        rows = session.scalars(
+            select(SyncLink.remote_id).where(
+                SyncLink.connection_id == view.connection_id,
+                SyncLink.entity == view.entity,
+                SyncLink.remote_id.is_not(None),
+            )
+        )
+        return {int(r) for r in rows if r is not None}
+
+
+def _adopt(env: SyncEnv, view: _View, record: RemoteRecord, trigger: str, st: _Round) -> None:
+    """Link a local record to an existing remote one (history): the first merge has no base."""
+    st.remote = record
+
+    def link_it(session: Session, link: SyncLink) -> None:
+        link.remote_id = record.remote_id
+        repository.advance_snapshot(link, record, authoritative=True)
+        link.base = None
+        link.adopt = True
+        repository.journal(
+            session,
+            link,
+            trigger=trigger,
+            action="link",
+            summary=f"linked to the existing Clio {view.entity} {record.remote_id}",
+            detail={"calls": _calls(st)},
+        )
+
+    _commit_link(env, view, link_it, st)
+    raise _Again
+
+
+def _create_local(
+    env: SyncEnv, view: _View, spec: EntitySpec, remote: RemoteAdapter, client: Any, trigger: str, st: _Round
+) -> None:
+    record = _remote_now(view, remote, client, st)
+    if record is None:
+
+        def unlink(session: Session, link: SyncLink) -> None:
+            link.state = UNLINKED
+            link.remote_deleted_at = utcnow()
+            link.unlinked_reason = "deleted in Clio before it was synced"
+            repository.journal(
+                session,
+                link,
+                trigger=trigger,
+                action="skip",
+                summary=link.unlinked_reason,
+                detail={"calls": _calls(st)},
+            )
+
+        _commit_link(env, view, unlink, st)
+        return
+
+    def create(session: Session, link: SyncLink) -> None:
+        refs = Refs(session, view.connection_id)
+        local_id = spec.local.create(session, record.values, refs)
+        link.local_id = local_id
+        repository.advance_snapshot(link, record, authoritative=True)
+        link.base = {f: record.values.get(f) for f in spec.merged}
+        link.state = LINKED
+        _settled(link, utcnow())
+        repository.journal(
+            session,
+            link,
+            trigger=trigger,
+            action="create_local",
+            summary=f"created in Casebridge from Clio {spec.name} {record.remote_id}",
+            detail={"received": record.values, "calls": _calls(st)},
+        )
+
+    _commit_link(env, view, create, st)
+    raise _Again  # compare what Casebridge stored (its rules may have filled in a value) with Clio
+
+
+# --- deletes --------------------------------------------------------------------------------------
+
+
+def _remote_deleted(env: SyncEnv, view: _View, spec: EntitySpec, trigger: str, st: _Round) -> None:
+    policy = view.settings.on_delete(view.entity)
+    now = utcnow()
+
+    def apply(session: Session, link: SyncLink) -> None:
+        archived = False
+        if policy == "propagate" and view.local is not None and not view.local.archived:
+            assert view.local_id is not None
+            spec.local.archive(session, view.local_id)
+            archived = True
+        link.remote_deleted_at = link.remote_deleted_at or now
+        link.state = UNLINKED
+        link.unlinked_reason = {
+            "propagate": f"deleted in Clio on {now:%Y-%m-%d %H:%M} UTC; archived here too",
+            "unlink": f"deleted in Clio on {now:%Y-%m-%d %H:%M} UTC; kept here, no longer synced",
+            "ignore": f"deleted in Clio on {now:%Y-%m-%d %H:%M} UTC (ignored by policy)",
+        }[policy]
+        _settled(link, now)
+        repository.journal(
+            session,
+            link,
+            trigger=trigger,
+            action="archive_local" if archived else "unlink",
+            summary=link.unlinked_reason,
+            detail={"policy": policy, "calls": _calls(st)},
+        )
+
+    _commit_link(env, view, apply, st)
+
+
+def _local_deleted(
+    env: SyncEnv,
+    view: _View,
+    spec: EntitySpec,
+    remote: RemoteAdapter,
+    client: Any,
+    trigger: str,
+    st: _Round,
+    current: RemoteRecord,
+) -> None:
+    policy = view.settings.on_delete(view.entity)
+    if policy == "ignore":
+        return
+    if policy == "propagate":
+        remote.delete(client, current.remote_id)
+    now = utcnow()
+
+    def apply(session: Session, link: SyncLink) -> None:
+        link.state = UNLINKED
+        if policy == "propagate":
+            link.remote_deleted_at = now
+            link.unlinked_reason = f"archived in Casebridge on {now:%Y-%m-%d %H:%M} UTC; deleted in Clio too"
+        else:
+            link.unlinked_reason = (
+                f"archived in Casebridge on {now:%Y-%m-%d %H:%M} UTC; kept in Clio, no longer synced"
+            )
+        _settled(link, now)
+        repository.journal(
+            session,
+            link,
+            trigger=trigger,
+            action="delete_remote" if policy == "propagate" else "unlink",
+            summary=link.unlinked_reason,
+            detail={"policy": policy, "calls": _calls(st)},
+        )
+
+    _commit_link(env, view, apply, st)
+
+
+# --- the merge ------------------------------------------------------------------------------------
+
+
+def _merge(
+    env: SyncEnv,
+    view: _View,
+    spec: EntitySpec,
+    remote: RemoteAdapter,
+    client: Any,
+    trigger: str,
+    st: _Round,
+    current: RemoteRecord,
+) -> None:
+    local = view.local
+    assert local is not None
+    assert view.local_id is not None
+    decisions = merge.decide(
+        spec.merged,
+        None if view.adopt else view.base,
+        local.values,
+        current.values,
+        policy=view.settings.conflict(view.entity),
+        pull_only=spec.pull_only,
+        local_is_newer=local.updated_at > current.updated_at,
+        resolutions=view.resolutions,
+    )
+    pushes = {d.field: d.value for d in decisions if d.push and d.field not in spec.pull_only}
+    final = current
+    if pushes:
+        final = remote.update(client, current, pushes)
+        st.remote = final
+    pulls = {d.field: d.value for d in decisions if d.pull}
+    # Whatever the remote stored for a field we pushed is what both sides end with.
+    for f, sent in pushes.items():
+        if final.values.get(f) != sent:
+            pulls[f] = final.values.get(f)
+    agreed = {d.field: d.value for d in decisions if not d.held}
+    agreed.update({f: final.values.get(f) for f in pushes})
+    agreed.update(pulls)
+    held = [d for d in decisions if d.held]
+    now = utcnow()
+
+    def apply(session: Session, link: SyncLink) -> None:
+        if pulls:
+            spec.local.update(session, view.local_id, local.version, pulls, Refs(session, view.connection_id))  # type: ignore[arg-type]
+        base = dict(link.base or {}) if not view.adopt else {}
+        base.update(agreed)
+        link.base = base
+        link.adopt = False
+        repository.advance_snapshot(link, final, authoritative=bool(pushes))
+        _conflicts(session, link, view, held, decisions, now)
+        link.state = CONFLICT if held else LINKED
+        _settled(link, now)
+        changed = [d for d in decisions if d.action != "same"]
+        repository.journal(
+            session,
+            link,
+            trigger=trigger,
+            action=_action(pushes, pulls, held),
+            summary=_summary(pushes, pulls, held),
+            detail={
+                "decisions": [
+                    {
+                        "field": d.field,
+                        "action": d.action,
+                        "why": d.why,
+                        "local": d.local,
+                        "remote": d.remote,
+                        "base": d.base,
+                    }
+                    for d in changed
+                ],
+                "calls": _calls(st),
+            },
+        )
+
+    _commit_link(env, view, apply, st)
+
+
+def _action(pushes: dict[str, Any], pulls: dict[str, Any], held: list[merge.Decision]) -> str:
+    parts = [name for name, on in (("push", pushes), ("pull", pulls), ("conflict", held)) if on]
+    return "+".join(parts) or "noop"
+
+
+def _summary(pushes: dict[str, Any], pulls: dict[str, Any], held: list[merge.Decision]) -> str:
+    parts = []
+    if pushes:
+        parts.append(f"sent {', '.join(sorted(pushes))} to Clio")
+    if pulls:
+        parts.append(f"took {', '.join(sorted(pulls))} from Clio")
+    if held:
+        parts.append(f"held {', '.join(d.field for d in held)} for review (changed on both sides)")
+    return "; ".join(parts) or "in sync: nothing to do"
+
+
+def _conflicts(
+    session: Session,
+    link: SyncLink,
+    view: _View,
+    held: list[merge.Decision],
+    decisions: list[merge.Decision],
+    now: datetime,
+) -> None:
+    existing = {c.field: c for c in repository.conflicts_of(session, link.id)}
+    held_fields = {d.field for d in held}
+    for d in held:
+        row = existing.get(d.field)
+        if row is None or row.state != "open":
+            row = SyncConflict(
+                connection_id=link.connection_id,
+                link_id=link.id,
+                entity=link.entity,
+                local_id=link.local_id,
+                remote_id=link.remote_id,
+                field=d.field,
+                state="open",
+            )
+            session.add(row)
+        row.base_value, row.local_value, row.remote_value = d.base, d.local, d.remote
+    for name, row in existing.items():
+        if name in held_fields:
+            continue
+        if row.state == "resolved":
+            row.applied_at = now
+        elif row.state == "open":
+            row.state = "resolved"
+            row.resolution = (
+                "agreed" if any(d.field == name and d.action == "same" for d in decisions) else "policy"
+            )
+            row.resolved_at = row.applied_at = now
+            row.resolved_by = "sync"
+
+
+# --- dependencies and failures -------------------------------------------------------------------
+
+
+def _sync_dependency(
+    env: SyncEnv, link_id: uuid.UUID, dep: NeedsDependency, *, owner: str, bulk: bool, depth: int
+) -> None:
+    """Sync the record a reference points at (a matter's client), under its own lease."""
+    with unit_of_work(env.db.writer) as session:
+        link = session.get(SyncLink, link_id)
+        assert link is not None
+        conn = session.get(Connection, link.connection_id)
+        assert conn is not None
+        settings = SyncSettings.model_validate(conn.settings or {})
+        if dep.local_id is not None:
+            existing = repository.find(session, conn.id, dep.entity, local_id=dep.local_id)  # type: ignore[arg-type]
+            if existing is None and not settings.auto_sync_clients:
+                raise NeedsPerson(
+                    f"the client contact {dep.local_id} is not synced with Clio; sync it first "
+                    f"(POST /api/v1/contacts/{dep.local_id}/sync) or turn on auto_sync_clients"
+                )
+            target = existing or repository.ensure_link(session, conn.id, dep.entity, local_id=dep.local_id)  # type: ignore[arg-type]
+        else:
+            target = repository.ensure_link(session, conn.id, dep.entity, remote_id=dep.remote_id)
+        if target.state == UNLINKED:
+            raise NeedsPerson(
+                f"the {dep.entity} this record refers to is no longer synced: {target.unlinked_reason}"
+            )
+        target_id = target.id
+    reconcile(env, target_id, trigger="dependency", owner=owner, bulk=bulk, depth=depth + 1)
+
+
+def _record_failure(env: SyncEnv, link_id: uuid.UUID, exc: SyncError, trigger: str, st: _Round) -> None:
+    if isinstance(exc, LeaseBusy | RateLimited):
+        return
+    now = utcnow()
+    with unit_of_work(env.db.writer) as session:
+        link = repository.lock(session, link_id)
+        if link is None:
+            return
+        if isinstance(exc, Unauthorized):
+            conn = session.get(Connection, link.connection_id)
+            if conn is not None:
+                conn.state = NEEDS_REAUTHORIZATION
+                conn.last_error, conn.last_error_at = str(exc), now
+        link.error_count += 1
+        link.error = str(exc)[:2000]
+        if isinstance(exc, NeedsPerson) or link.error_count >= 3:
+            link.state = ERROR if link.state != UNLINKED else UNLINKED
+        link.next_retry_at = (
+            None
+            if isinstance(exc, NeedsPerson)
+            else now + timedelta(seconds=min(3600, 2 ** min(link.error_count, 12)))
+        )
+        repository.journal(
+            session,
+            link,
+            trigger=trigger,
+            action="error",
+            summary=str(exc)[:500],
+            detail={"error": type(exc).__name__, "calls": _calls(st)},
+        )

@@ -1,0 +1,204 @@
+"""All SQL of the sync engine: links, their leases and snapshots, conflicts, the journal."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from casebridge.db.session import dialect_insert
+from casebridge.db.types import utcnow
+from casebridge.models import SyncConflict, SyncJournal, SyncLink
+from casebridge.models.sync import PENDING
+from casebridge.sync.entities import RemoteRecord
+
+LEASE = timedelta(seconds=120)
+
+
+def ensure_link(
+    session: Session,
+    connection_id: uuid.UUID,
+    entity: str,
+    *,
+    local_id: uuid.UUID | None = None,
+    remote_id: int | None = None,
+) -> SyncLink:
+    """The link of this record, made (``pending``) when there is none. Exactly one of the ids."""
+    assert (local_id is None) != (remote_id is None)
+    column = SyncLink.local_id if local_id is not None else SyncLink.remote_id
+    key = local_id if local_id is not None else remote_id
+    found = session.scalar(
+        select(SyncLink).where(
+            SyncLink.connection_id == connection_id, SyncLink.entity == entity, column == key
+        )
+    )
+    if found is not None:
+        return found
+    now = utcnow()
+    values = {
+        "id": uuid.uuid4(),
+        "connection_id": connection_id,
+        "entity": entity,
+        "local_id": local_id,
+        "remote_id": remote_id,
+        "state": PENDING,
+        "remote_stale": False,
+        "adopt": False,
+        "error_count": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    index = ["connection_id", "entity", "local_id" if local_id is not None else "remote_id"]
+    session.execute(
+        dialect_insert(session)(SyncLink).values(**values).on_conflict_do_nothing(index_elements=index)
+    )
+    link = session.scalar(
+        select(SyncLink)
+        .where(SyncLink.connection_id == connection_id, SyncLink.entity == entity, column == key)
+        .execution_options(populate_existing=True)
+    )
+    assert link is not None
+    return link
+
+
+def find(
+    session: Session,
+    connection_id: uuid.UUID,
+    entity: str,
+    *,
+    local_id: uuid.UUID | None = None,
+    remote_id: int | None = None,
+) -> SyncLink | None:
+    column = SyncLink.local_id if local_id is not None else SyncLink.remote_id
+    key = local_id if local_id is not None else remote_id
+    return session.scalar(
+        select(SyncLink).where(
+            SyncLink.connection_id == connection_id, SyncLink.entity == entity, column == key
+        )
+    )
+
+
+def lock(session: Session, link_id: uuid.UUID) -> SyncLink | None:
+    return session.scalar(
+        select(SyncLink)
+        .where(SyncLink.id == link_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def claim(session: Session, link_id: uuid.UUID, owner: str) -> bool:
+    """Take the link's lease: free, expired, or already ours (a retried job reclaims its own)."""
+    now = utcnow()
+    result = session.execute(
+        update(SyncLink)
+        .where(
+            SyncLink.id == link_id,
+            or_(SyncLink.lease_owner.is_(None), SyncLink.lease_owner == owner, SyncLink.lease_until < now),
+        )
+        .values(lease_owner=owner, lease_until=now + LEASE)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def release(session: Session, link_id: uuid.UUID, owner: str) -> None:
+    session.execute(
+        update(SyncLink)
+        .where(SyncLink.id == link_id, SyncLink.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
+
+
+def advance_snapshot(link: SyncLink, record: RemoteRecord, *, authoritative: bool = False) -> bool:
+    """Move the link's remote snapshot forward to ``record`` if it is newer; True if it changed.
+
+    Snapshots only move forward in ``updated_at``. Two versions stamped in the same second cannot be
+    ordered: an authoritative read (ours, just now) wins; a webhook or a list result marks the
+    snapshot stale, so the next reconcile reads the record."""
+    if link.remote_deleted_at is not None:
+        return False
+    if link.remote_etag == record.etag and link.remote is not None:
+        if authoritative and link.remote_stale:
+            link.remote_stale = False
+        return False
+    known = link.remote_updated_at
+    if known is not None and record.updated_at < known:
+        return False
+    if known is not None and record.updated_at == known and not authoritative and link.remote is not None:
+        link.remote_stale = True
+        return True
+    link.remote = record.snapshot()
+    link.remote_etag = record.etag
+    link.remote_updated_at = record.updated_at
+    link.remote_stale = False
+    return True
+
+
+def snapshot_record(link: SyncLink) -> RemoteRecord | None:
+    if link.remote is None or link.remote_id is None or link.remote_updated_at is None:
+        return None
+    return RemoteRecord(
+        remote_id=link.remote_id,
+        etag=link.remote_etag or "",
+        updated_at=link.remote_updated_at,
+        created_at=None,
+        values=dict(link.remote.get("values") or {}),
+        raw=dict(link.remote.get("raw") or {}),
+    )
+
+
+def conflicts_of(session: Session, link_id: uuid.UUID) -> list[SyncConflict]:
+    return list(
+        session.scalars(
+            select(SyncConflict).where(
+                SyncConflict.link_id == link_id,
+                or_(
+                    SyncConflict.state == "open",
+                    and_(SyncConflict.state == "resolved", SyncConflict.applied_at.is_(None)),
+                ),
+            )
+        )
+    )
+
+
+def journal(
+    session: Session,
+    link: SyncLink,
+    *,
+    trigger: str,
+    action: str,
+    summary: str,
+    detail: dict[str, Any],
+) -> None:
+    session.add(
+        SyncJournal(
+            connection_id=link.connection_id,
+            link_id=link.id,
+            entity=link.entity,
+            at=utcnow(),
+            trigger=trigger,
+            action=action,
+            summary=summary,
+            detail=detail,
+        )
+    )
+
+
+def prune_journal(session: Session, before: datetime) -> int:
+    result = session.execute(delete(SyncJournal).where(SyncJournal.at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def count_by_state(session: Session, connection_id: uuid.UUID) -> dict[str, dict[str, int]]:
+    rows = session.execute(
+        select(SyncLink.entity, SyncLink.state, func.count())
+        .where(SyncLink.connection_id == connection_id)
+        .group_by(SyncLink.entity, SyncLink.state)
+    )
+    out: dict[str, dict[str, int]] = {}
+    for entity, state, n in rows:
+        out.setdefault(entity, {})[state] = int(n)
+    return out

@@ -1,0 +1,197 @@
+"""Fixtures for sync tests: the Clio sandbox as a real server, a job worker, and a Casebridge connected to
+the sandbox through the real OAuth flow, with Clio's webhooks delivered to the live server.
+
+``clio_user`` is a client of the sandbox's Clio API with a token of its own: it plays a person working
+in Clio. The sandbox counts requests per token, so what Casebridge spent is the count of every other
+token (``our_calls``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from casebridge.jobs.builtin import build_registry
+from casebridge.jobs.worker import Worker
+from casebridge.sandbox.clio import SandboxConfig, SandboxState, create_app
+from tests.conftest import Backend, LiveServer, _serve
+from tests.sandbox.conftest import Sandbox
+
+CLIENT_ID = "casebridge-tests"
+CLIENT_SECRET = "s3cret-for-tests"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def clio_server() -> Iterator[Sandbox]:
+    state = SandboxState(
+        SandboxConfig(rate_limit=100_000, allow_http_webhooks=True, webhook_time_scale=0.001, webhook_timeout=5)
+    )
+    app = create_app(state)
+    server, thread, url = _serve(app, date_header=False)
+    yield Sandbox(url, state, app)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@dataclass
+class Clio:
+    """The sandbox, reset, and a Clio user's client."""
+
+    sandbox: Sandbox
+    user: httpx.Client
+    user_token: str
+
+    @property
+    def url(self) -> str:
+        return self.sandbox.url
+
+    def admin(self) -> httpx.Client:
+        return self.sandbox.admin()
+
+    def our_calls(self) -> dict[str, int]:
+        """Requests Casebridge made, per endpoint (everything not made with the Clio user's token)."""
+        with self.admin() as admin:
+            body = admin.get("/requests").json()
+        return {"total": sum(n for token, n in body["by_token"].items() if token != self.user_token)}
+
+    def records(self, kind: str) -> list[dict[str, Any]]:
+        with self.admin() as admin:
+            rows: list[dict[str, Any]] = admin.get(f"/state/{kind}").json()
+            return rows
+
+    def faults(self, **settings: Any) -> None:
+        with self.admin() as admin:
+            r = admin.put("/faults", json=settings)
+            assert r.status_code == 200, r.text
+
+
+@pytest.fixture
+def clio(clio_server: Sandbox) -> Iterator[Clio]:
+    with clio_server.admin() as admin:
+        admin.post("/reset").raise_for_status()
+    token = clio_server.token()
+    with httpx.Client(
+        base_url=f"{clio_server.url}/api/v4", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as user:
+        yield Clio(clio_server, user, token)
+
+
+@pytest.fixture
+def sync_worker(live_server: LiveServer, clean: Backend) -> Iterator[Worker]:
+    w = Worker(
+        clean.db,
+        build_registry(clean.settings),
+        settings=clean.settings,
+        concurrency=4,
+        poll_interval=0.05,
+        lease_seconds=5,
+    )
+    w.start()
+    yield w
+    w.shutdown_grace = 5
+    w.stop()
+
+
+@dataclass
+class Connected:
+    id: str
+    api: httpx.Client
+    clio: Clio
+    backend: Backend
+    server: LiveServer
+
+    def health(self) -> dict[str, Any]:
+        r = self.api.get(f"/api/v1/connections/{self.id}/health")
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    def settings(self, **changes: Any) -> dict[str, Any]:
+        r = self.api.patch(f"/api/v1/connections/{self.id}", json={"settings": changes})
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    def status(self, entity: str, local_id: str) -> dict[str, Any]:
+        r = self.api.get(f"/api/v1/{entity}s/{local_id}/sync")
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    def remote_id(self, entity: str, local_id: str, timeout: float = 20) -> int:
+        def linked() -> int | None:
+            link = self.status(entity, local_id)["link"]
+            return link["remote_id"] if link and link["state"] in ("linked", "conflict") else None
+
+        return int(wait_for(linked, timeout, f"{entity} {local_id} to be linked"))
+
+    def local_id(self, entity: str, remote_id: int, timeout: float = 20) -> str:
+        def found() -> str | None:
+            r = self.api.get(f"/api/v1/connections/{self.id}/links", params={"entity": entity, "limit": 200})
+            for link in r.json()["data"]:
+                if link["remote_id"] == remote_id and link["local_id"] and link["state"] != "pending":
+                    return str(link["local_id"])
+            return None
+
+        return str(wait_for(found, timeout, f"Clio {entity} {remote_id} to arrive here"))
+
+    def settle(self, timeout: float = 30) -> None:
+        """Wait until no sync job waits or runs (other than the timed chains: poll, full, webhooks)."""
+
+        def quiet() -> bool:
+            queue = self.health()["queue"]
+            busy = {k: v for k, v in queue.items() if k in ("sync.reconcile", "sync.backfill", "events.dispatch")}
+            return not busy
+
+        wait_for(quiet, timeout, "the sync to settle")
+
+
+def connect(api: httpx.Client, clio: Clio, server: LiveServer, **settings: Any) -> str:
+    callback = f"{server.url}/oauth/clio/callback"
+    with clio.admin() as admin:
+        r = admin.post(
+            "/apps", json={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [callback]}
+        )
+        assert r.status_code == 201, r.text
+    body: dict[str, Any] = {"base_url": clio.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    if settings:
+        body["settings"] = settings
+    r = api.post("/api/v1/connections", json=body)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["state"] == "authorizing"
+    # The person approves in Clio; Clio sends their browser back to our callback.
+    with httpx.Client(follow_redirects=True, timeout=30) as browser:
+        page = browser.get(created["authorize_url"] + "&sandbox_auto_approve=true", headers={"Accept": "application/json"})
+    assert page.status_code == 200, page.text
+    assert page.json()["state"] == "connected"
+    return str(created["id"])
+
+
+@pytest.fixture
+def connected(api: httpx.Client, clio: Clio, sync_worker: Worker, live_server: LiveServer, clean: Backend) -> Connected:
+    clean.settings.public_url = live_server.url
+    connection_id = connect(api, clio, live_server)
+    conn = Connected(connection_id, api, clio, clean, live_server)
+
+    def webhooks_enabled() -> bool:
+        hooks = conn.health()["webhooks"]
+        return len(hooks) == 2 and all(h["status"] == "enabled" for h in hooks)
+
+    wait_for(webhooks_enabled, 20, "Clio's webhooks to be enabled")
+    return conn
