@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20, what: str = "con
 @pytest.fixture(scope="session")
 def clio_server() -> Iterator[Sandbox]:
     state = SandboxState(
-        SandboxConfig(rate_limit=100_000, allow_http_webhooks=True, webhook_time_scale=0.001, webhook_timeout=5)
+        SandboxConfig(
+            rate_limit=100_000, allow_http_webhooks=True, webhook_time_scale=0.001, webhook_timeout=5
+        )
     )
     app = create_app(state)
     server, thread, url = _serve(app, date_header=False)
@@ -91,20 +94,47 @@ def clio(clio_server: Sandbox) -> Iterator[Clio]:
         yield Clio(clio_server, user, token)
 
 
+class Workers:
+    """The job workers of a test: stop them to let changes pile up on both sides, start them again."""
+
+    def __init__(self, backend: Backend, *, concurrency: int = 4) -> None:
+        self.backend = backend
+        self.concurrency = concurrency
+        self.current: Worker | None = None
+
+    def start(self) -> None:
+        assert self.current is None
+        self.current = Worker(
+            self.backend.db,
+            build_registry(self.backend.settings),
+            settings=self.backend.settings,
+            concurrency=self.concurrency,
+            poll_interval=0.05,
+            lease_seconds=5,
+            shutdown_grace=5,
+        )
+        self.current.start()
+
+    def stop(self) -> None:
+        if self.current is not None:
+            self.current.stop()
+            self.current = None
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+
+
 @pytest.fixture
-def sync_worker(live_server: LiveServer, clean: Backend) -> Iterator[Worker]:
-    w = Worker(
-        clean.db,
-        build_registry(clean.settings),
-        settings=clean.settings,
-        concurrency=4,
-        poll_interval=0.05,
-        lease_seconds=5,
-    )
-    w.start()
-    yield w
-    w.shutdown_grace = 5
-    w.stop()
+def sync_worker(live_server: LiveServer, clean: Backend) -> Iterator[Workers]:
+    workers = Workers(clean)
+    workers.start()
+    yield workers
+    workers.stop()
 
 
 @dataclass
@@ -114,6 +144,7 @@ class Connected:
     clio: Clio
     backend: Backend
     server: LiveServer
+    workers: Workers
 
     def health(self) -> dict[str, Any]:
         r = self.api.get(f"/api/v1/connections/{self.id}/health")
@@ -155,7 +186,9 @@ class Connected:
 
         def quiet() -> bool:
             queue = self.health()["queue"]
-            busy = {k: v for k, v in queue.items() if k in ("sync.reconcile", "sync.backfill", "events.dispatch")}
+            busy = {
+                k: v for k, v in queue.items() if k in ("sync.reconcile", "sync.backfill", "events.dispatch")
+            }
             return not busy
 
         wait_for(quiet, timeout, "the sync to settle")
@@ -165,7 +198,8 @@ def connect(api: httpx.Client, clio: Clio, server: LiveServer, **settings: Any) 
     callback = f"{server.url}/oauth/clio/callback"
     with clio.admin() as admin:
         r = admin.post(
-            "/apps", json={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [callback]}
+            "/apps",
+            json={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [callback]},
         )
         assert r.status_code == 201, r.text
     body: dict[str, Any] = {"base_url": clio.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
@@ -177,17 +211,21 @@ def connect(api: httpx.Client, clio: Clio, server: LiveServer, **settings: Any) 
     assert created["state"] == "authorizing"
     # The person approves in Clio; Clio sends their browser back to our callback.
     with httpx.Client(follow_redirects=True, timeout=30) as browser:
-        page = browser.get(created["authorize_url"] + "&sandbox_auto_approve=true", headers={"Accept": "application/json"})
+        page = browser.get(
+            created["authorize_url"] + "&sandbox_auto_approve=true", headers={"Accept": "application/json"}
+        )
     assert page.status_code == 200, page.text
     assert page.json()["state"] == "connected"
     return str(created["id"])
 
 
 @pytest.fixture
-def connected(api: httpx.Client, clio: Clio, sync_worker: Worker, live_server: LiveServer, clean: Backend) -> Connected:
+def connected(
+    api: httpx.Client, clio: Clio, sync_worker: Workers, live_server: LiveServer, clean: Backend
+) -> Connected:
     clean.settings.public_url = live_server.url
     connection_id = connect(api, clio, live_server)
-    conn = Connected(connection_id, api, clio, clean, live_server)
+    conn = Connected(connection_id, api, clio, clean, live_server, sync_worker)
 
     def webhooks_enabled() -> bool:
         hooks = conn.health()["webhooks"]

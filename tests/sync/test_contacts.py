@@ -29,7 +29,12 @@ def test_a_contact_made_here_appears_in_clio_and_edits_follow(connected: Connect
     )
     remote_id = connected.remote_id("contact", contact["id"])
     there = _clio_contact(connected, remote_id)
-    assert (there["type"], there["first_name"], there["last_name"], there["prefix"]) == ("Person", "Jane", "Smith", "Ms")
+    assert (there["type"], there["first_name"], there["last_name"], there["prefix"]) == (
+        "Person",
+        "Jane",
+        "Smith",
+        "Ms",
+    )
     assert there["email_addresses"] == [{"name": "Home", "address": "jane@smith.example", "primary": True}]
     assert there["phone_numbers"] == [{"name": "Mobile", "number": "+44 20 7946 0000", "primary": True}]
     assert there["addresses"][0]["province"] is None
@@ -37,10 +42,18 @@ def test_a_contact_made_here_appears_in_clio_and_edits_follow(connected: Connect
 
     r = api.patch(
         f"/api/v1/contacts/{contact['id']}",
-        json={"last_name": "Smith-Jones", "emails": [{"address": "jane@sj.example"}, {"address": "j@work.example", "kind": "work", "primary": True}]},
+        json={
+            "last_name": "Smith-Jones",
+            "emails": [
+                {"address": "jane@sj.example"},
+                {"address": "j@work.example", "kind": "work", "primary": True},
+            ],
+        },
     )
     assert r.status_code == 200, r.text
-    wait_for(lambda: _clio_contact(connected, remote_id)["last_name"] == "Smith-Jones", what="the edit in Clio")
+    wait_for(
+        lambda: _clio_contact(connected, remote_id)["last_name"] == "Smith-Jones", what="the edit in Clio"
+    )
     there = _clio_contact(connected, remote_id)
     assert there["email_addresses"] == [
         {"name": "Work", "address": "jane@sj.example", "primary": False},
@@ -71,7 +84,9 @@ def test_a_contact_made_in_clio_appears_here_and_edits_follow(connected: Connect
     local_id = connected.local_id("contact", remote["id"])
     here = connected.api.get(f"/api/v1/contacts/{local_id}").json()
     assert (here["kind"], here["company_name"]) == ("company", "Acme Conveyancing Ltd")
-    assert [(e["address"], e["kind"], e["primary"]) for e in here["emails"]] == [("info@acme.example", "work", True)]
+    assert [(e["address"], e["kind"], e["primary"]) for e in here["emails"]] == [
+        ("info@acme.example", "work", True)
+    ]
 
     r = user.patch(f"/contacts/{remote['id']}", json={"data": {"name": "Acme Law LLP"}})
     assert r.status_code == 200, r.text

@@ -27,7 +27,9 @@ def _here(connected: Connected, matter_id: str) -> dict[str, Any]:
 def test_a_matter_opened_here_is_created_in_clio_and_takes_its_number(connected: Connected) -> None:
     api = connected.api
     client = create_contact(api, first_name="Jane", last_name="Smith", emails=[])
-    matter = create_matter(api, client_id=client["id"], title="Purchase of 14 Quay Street", practice_area="Conveyancing")
+    matter = create_matter(
+        api, client_id=client["id"], title="Purchase of 14 Quay Street", practice_area="Conveyancing"
+    )
     remote_id = connected.remote_id("matter", matter["id"])
     there = _clio_matter(connected, remote_id)
     assert there["description"] == "Purchase of 14 Quay Street"
@@ -36,13 +38,17 @@ def test_a_matter_opened_here_is_created_in_clio_and_takes_its_number(connected:
     assert there["practice_area"]["name"] == "Conveyancing"
     client_remote = connected.remote_id("contact", client["id"])
     assert there["client"]["id"] == client_remote  # the client was synced first
-    wait_for(lambda: _here(connected, matter["id"])["display_number"] == "00001-Smith", what="Clio's number here")
+    wait_for(
+        lambda: _here(connected, matter["id"])["display_number"] == "00001-Smith", what="Clio's number here"
+    )
     assert _here(connected, matter["id"])["number"] == matter["number"]  # the firm-wide sequence is ours
 
 
 def test_a_matter_opened_in_clio_appears_here_with_its_client(connected: Connected) -> None:
     user = connected.clio.user
-    person = user.post("/contacts", json={"data": {"type": "Person", "first_name": "Ada", "last_name": "Lovelace"}})
+    person = user.post(
+        "/contacts", json={"data": {"type": "Person", "first_name": "Ada", "last_name": "Lovelace"}}
+    )
     assert person.status_code == 201, person.text
     area = user.post("/practice_areas", json={"data": {"name": "Probate"}}).json()["data"]
     r = user.post(
@@ -62,7 +68,11 @@ def test_a_matter_opened_in_clio_appears_here_with_its_client(connected: Connect
     local_id = connected.local_id("matter", remote["id"])
     here = _here(connected, local_id)
     assert here["display_number"] == remote["display_number"] == "00001-Lovelace"
-    assert (here["title"], here["status"], here["practice_area"]) == ("Estate of A. Lovelace", "pending", "Probate")
+    assert (here["title"], here["status"], here["practice_area"]) == (
+        "Estate of A. Lovelace",
+        "pending",
+        "Probate",
+    )
     assert here["pending_date"] is not None
     client = connected.api.get(f"/api/v1/contacts/{here['client_id']}").json()
     assert (client["first_name"], client["last_name"]) == ("Ada", "Lovelace")

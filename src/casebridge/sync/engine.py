@@ -498,7 +498,8 @@ def _merge(
         current.values,
         policy=view.settings.conflict(view.entity),
         pull_only=spec.pull_only,
-        local_is_newer=local.updated_at > current.updated_at,
+        # Clio's timestamps are whole seconds: compare at that precision; a tie goes to Clio.
+        local_is_newer=local.updated_at.replace(microsecond=0) > current.updated_at,
         resolutions=view.resolutions,
     )
     pushes = {d.field: d.value for d in decisions if d.push and d.field not in spec.pull_only}
