@@ -160,6 +160,8 @@ def test_rate_limit_429_with_retry_after_then_recovery(sandbox: Sandbox) -> None
         assert 1 <= retry_after <= 60
         assert abs(reset - (time.time() + retry_after)) <= 2
         assert limited.json()["error"]["type"] == "RateLimited"
+        with sandbox.admin() as admin:
+            assert admin.get("/requests").json()["rate_limited_by_token"] == {token: 1}
         with clio_client(sandbox) as other:  # limits are per token
             assert other.get("/users/who_am_i").status_code == 200
         with sandbox.admin() as admin:  # let the window pass on the sandbox clock

@@ -77,6 +77,27 @@ class Clio:
             rows: list[dict[str, Any]] = admin.get(f"/state/{kind}").json()
             return rows
 
+    def requests(self) -> dict[str, Any]:
+        with self.admin() as admin:
+            body: dict[str, Any] = admin.get("/requests").json()
+            return body
+
+    def rate_limited(self) -> int:
+        """429s the sandbox's limiter answered Casebridge (not those forced by fault injection)."""
+        return sum(
+            n for token, n in self.requests()["rate_limited_by_token"].items() if token != self.user_token
+        )
+
+    def settings(self, **changes: Any) -> None:
+        with self.admin() as admin:
+            r = admin.patch("/settings", json=changes)
+            assert r.status_code == 200, r.text
+
+    def advance_clock(self, seconds: float) -> None:
+        with self.admin() as admin:
+            r = admin.post("/clock", json={"advance_seconds": seconds})
+            assert r.status_code == 200, r.text
+
     def faults(self, **settings: Any) -> None:
         with self.admin() as admin:
             r = admin.put("/faults", json=settings)
@@ -169,7 +190,7 @@ class Connected:
             link = self.status(entity, local_id)["link"]
             return link["remote_id"] if link and link["state"] in ("linked", "conflict") else None
 
-        return int(wait_for(linked, timeout, f"{entity} {local_id} to be linked"))
+        return int(self.wait(linked, timeout, f"{entity} {local_id} to be linked"))
 
     def local_id(self, entity: str, remote_id: int, timeout: float = 20) -> str:
         def found() -> str | None:
@@ -179,7 +200,18 @@ class Connected:
                     return str(link["local_id"])
             return None
 
-        return str(wait_for(found, timeout, f"Clio {entity} {remote_id} to arrive here"))
+        return str(self.wait(found, timeout, f"Clio {entity} {remote_id} to arrive here"))
+
+    def run_now(self, kind: str) -> None:
+        """Run one of the connection's timed jobs (sync.poll, sync.webhooks, sync.full) now."""
+        from casebridge.db.session import unit_of_work
+        from casebridge.jobs import queue
+
+        key = f"{kind}:{self.id}"
+        with unit_of_work(self.backend.db.writer) as session:
+            queue.enqueue(
+                session, kind, {"connection_id": self.id}, unique_key=key, concurrency_key=key, expedite=True
+            )
 
     def settle(self, timeout: float = 30) -> None:
         """Wait until no sync job waits or runs (other than the timed chains: poll, full, webhooks)."""
@@ -191,7 +223,61 @@ class Connected:
             }
             return not busy
 
-        wait_for(quiet, timeout, "the sync to settle")
+        self.wait(quiet, timeout, "the sync to settle")
+
+    def wait(self, predicate: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
+        """``wait_for``, and on a timeout say what the sync was doing."""
+        try:
+            return wait_for(predicate, timeout, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.diagnose()}") from None
+
+    def diagnose(self) -> str:
+        from sqlalchemy import select
+
+        from casebridge.db.session import unit_of_work
+        from casebridge.models import Job, SyncJournal, SyncLink
+
+        with unit_of_work(self.backend.db.reader) as session:
+            jobs = [
+                (j.kind, j.state, j.attempts, j.args.get("trigger"), str(j.run_at), (j.errors or [])[-1:])
+                for j in session.scalars(select(Job).where(Job.state.in_(["available", "running"])))
+            ]
+            links = [
+                (
+                    str(x.id)[:8],
+                    x.entity,
+                    x.state,
+                    x.local_id is not None,
+                    x.remote_id,
+                    bool(x.intent),
+                    x.lease_owner,
+                    x.error,
+                )
+                for x in session.scalars(select(SyncLink))
+                if x.state != "linked"
+            ]
+            errors = [
+                (j.trigger, j.action, j.summary)
+                for j in session.scalars(
+                    select(SyncJournal)
+                    .where(SyncJournal.action == "error")
+                    .order_by(SyncJournal.id.desc())
+                    .limit(10)
+                )
+            ]
+        budget = self.health()["rate_limit"]
+        import sys
+        import threading
+        import traceback
+
+        names = {t.ident: t.name for t in threading.enumerate()}
+        stacks = "\n".join(
+            f"--- {names.get(ident)}\n" + "".join(traceback.format_stack(frame)[-6:])
+            for ident, frame in sys._current_frames().items()
+            if "worker" in str(names.get(ident, "")).lower() or "cb-" in str(names.get(ident, ""))
+        )
+        return f"{stacks}\njobs waiting or running: {jobs}\nlinks not linked: {links}\nrecent errors: {errors}\nbudget: {budget}"
 
 
 def connect(api: httpx.Client, clio: Clio, server: LiveServer, **settings: Any) -> str:
@@ -202,7 +288,12 @@ def connect(api: httpx.Client, clio: Clio, server: LiveServer, **settings: Any) 
             json={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [callback]},
         )
         assert r.status_code == 201, r.text
-    body: dict[str, Any] = {"base_url": clio.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    body: dict[str, Any] = {
+        "base_url": clio.url,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "redirect_uri": callback,
+    }
     if settings:
         body["settings"] = settings
     r = api.post("/api/v1/connections", json=body)
@@ -217,6 +308,16 @@ def connect(api: httpx.Client, clio: Clio, server: LiveServer, **settings: Any) 
     assert page.status_code == 200, page.text
     assert page.json()["state"] == "connected"
     return str(created["id"])
+
+
+@pytest.fixture
+def polled(
+    api: httpx.Client, clio: Clio, sync_worker: Workers, live_server: LiveServer, clean: Backend
+) -> Connected:
+    """Connected where Clio cannot reach us (no public URL, so no webhooks), polling every second."""
+    clean.settings.public_url = None
+    connection_id = connect(api, clio, live_server, poll_interval_seconds=1, poll_lag_seconds=2)
+    return Connected(connection_id, api, clio, clean, live_server, sync_worker)
 
 
 @pytest.fixture

@@ -149,3 +149,37 @@ def matter(
         "client": client,
         "display_number": text(display_number),
     }
+
+
+# --- history: is this record on the other side the same one? ------------------------------------
+
+
+def match_key(entity: str, values: dict[str, Any]) -> str | None:
+    """What two records must share to be the same one: a contact's kind and name, a matter's number."""
+    if entity == "contact":
+        name = (
+            values.get("company_name") if values.get("kind") == "company" else values.get("last_name")
+        ) or ""
+        first = values.get("first_name") or ""
+        return f"{values.get('kind')}|{name.lower()}|{first.lower()}" if name or first else None
+    if entity == "matter":
+        number = values.get("display_number")
+        return f"number|{number}" if number else None
+    return None
+
+
+def _primary_email(values: dict[str, Any]) -> str | None:
+    return next((str(e["address"]).lower() for e in values.get("emails") or [] if e.get("primary")), None)
+
+
+def same_record(entity: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two records (one from each side) that are probably the same: the same key and, for contacts
+    that both have one, the same primary email (history is linked rather than duplicated)."""
+    key = match_key(entity, a)
+    if key is None or key != match_key(entity, b):
+        return False
+    if entity == "contact":
+        mine, theirs = _primary_email(a), _primary_email(b)
+        if mine and theirs and mine != theirs:
+            return False
+    return True

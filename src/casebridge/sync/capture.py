@@ -20,10 +20,10 @@ from casebridge.db.types import utcnow
 from casebridge.jobs import queue
 from casebridge.models import Connection, Contact, Matter, SyncLink, SyncStream
 from casebridge.models.sync import CONNECTED, ERROR, PENDING, UNLINKED
-from casebridge.sync import repository
+from casebridge.sync import canonical, repository
 from casebridge.sync.engine import SyncEnv, reconcile
-from casebridge.sync.entities import EntitySpec, RemoteRecord
-from casebridge.sync.errors import LeaseBusy, NeedsPerson, RateLimited, SyncError, Transient
+from casebridge.sync.entities import EntitySpec, Refs, RemoteRecord
+from casebridge.sync.errors import LeaseBusy, NeedsDependency, NeedsPerson, SyncError, Transient
 from casebridge.sync.settings import SyncSettings
 
 log = logging.getLogger("casebridge.sync")
@@ -233,22 +233,29 @@ def retry_due(env: SyncEnv, connection_id: uuid.UUID) -> int:
 # --- history --------------------------------------------------------------------------------------
 
 _LOCAL_MODELS: dict[str, Any] = {"contact": Contact, "matter": Matter}
+_BATCH = 50
 
 
 def backfill(
     env: SyncEnv, connection_id: uuid.UUID, entity: str, direction: str, owner: str
 ) -> dict[str, Any]:
-    """Sync records that existed before the connection, oldest first, resumable from a checkpoint.
+    """Sync records that existed before the connection, resumable from a checkpoint.
 
-    ``push``: Casebridge records with no link are matched against Clio (and linked) or created there.
-    ``pull``: Clio records with no link are matched against Casebridge or created here. Bulk priority:
-    the rate budget keeps a permit per window for interactive work. Raises RateLimited with the
-    checkpoint saved."""
+    ``push``: Casebridge records with no link, oldest first: linked to the Clio record that is the
+    same one (canonical.same_record) or created in Clio. ``pull``: Clio records with no link: linked to
+    the same Casebridge record or created here. A linked pair has no merge base, so where the two
+    differ the conflict policy decides (``hold``: for review). Every Clio record is listed once per
+    run (200 a call) to match against, so matching costs no request per record. Bulk priority: the
+    rate budget keeps a permit per window for interactive work, and this job waits in its thread."""
     progress = _progress(env, connection_id, entity)
+    progress.setdefault("started_at", utcnow().isoformat())
+    progress.pop("finished_at", None)
+    remote, client = _remote_side(env, connection_id, entity)
+    index = _remote_index(env, connection_id, entity, remote, client)
     if direction in ("push", "both") and not progress.get("push_done"):
-        _backfill_push(env, connection_id, entity, owner, progress)
+        _backfill_push(env, connection_id, entity, owner, progress, index)
     if direction in ("pull", "both") and not progress.get("pull_done"):
-        _backfill_pull(env, connection_id, entity, owner, progress)
+        _backfill_pull(env, connection_id, entity, owner, progress, index)
     progress["finished_at"] = utcnow().isoformat()
     _save_progress(env, connection_id, entity, progress)
     return progress
@@ -265,6 +272,42 @@ def _save_progress(env: SyncEnv, connection_id: uuid.UUID, entity: str, progress
         _stream(session, connection_id, entity).backfill = dict(progress)
 
 
+def _remote_side(env: SyncEnv, connection_id: uuid.UUID, entity: str) -> tuple[Any, Any]:
+    with unit_of_work(env.db.reader) as session:
+        conn = session.get(Connection, connection_id)
+        assert conn is not None
+        vendor = conn.vendor
+    connector = env.connectors[vendor]
+    return connector.remote(entity), connector.client(connection_id, bulk=True, calls=[])
+
+
+def _remote_index(
+    env: SyncEnv, connection_id: uuid.UUID, entity: str, remote: Any, client: Any
+) -> dict[str, list[RemoteRecord]]:
+    """Every remote record that no Casebridge record is linked to, by match key."""
+    with unit_of_work(env.db.reader) as session:
+        linked = set(
+            session.scalars(
+                select(SyncLink.remote_id).where(
+                    SyncLink.connection_id == connection_id,
+                    SyncLink.entity == entity,
+                    SyncLink.remote_id.is_not(None),
+                    SyncLink.local_id.is_not(None),
+                )
+            )
+        )
+    index: dict[str, list[RemoteRecord]] = {}
+    records, next_url = remote.first_page(client, updated_since=None)
+    while True:
+        for record in records:
+            key = canonical.match_key(entity, record.values)
+            if record.remote_id not in linked and key is not None:
+                index.setdefault(key, []).append(record)
+        if not next_url:
+            return index
+        records, next_url = remote.next_page(client, next_url)
+
+
 def _run_one(env: SyncEnv, link_id: uuid.UUID, owner: str, progress: dict[str, Any]) -> None:
     try:
         reconcile(env, link_id, trigger="backfill", owner=owner, bulk=True)
@@ -277,26 +320,29 @@ def _run_one(env: SyncEnv, link_id: uuid.UUID, owner: str, progress: dict[str, A
 
 
 def _backfill_push(
-    env: SyncEnv, connection_id: uuid.UUID, entity: str, owner: str, progress: dict[str, Any]
+    env: SyncEnv,
+    connection_id: uuid.UUID,
+    entity: str,
+    owner: str,
+    progress: dict[str, Any],
+    index: dict[str, list[RemoteRecord]],
 ) -> None:
     model = _LOCAL_MODELS[entity]
+    spec = env.specs[entity]
     while True:
         after = progress.get("push_after")
-        with unit_of_work(env.db.writer) as session:
-            stmt = (
-                select(model.id)
-                .where(model.archived_at.is_(None))
+        with unit_of_work(env.db.reader) as session:
+            unlinked = ~(
+                select(SyncLink.id)
                 .where(
-                    ~select(SyncLink.id)
-                    .where(
-                        SyncLink.connection_id == connection_id,
-                        SyncLink.entity == entity,
-                        SyncLink.local_id == model.id,
-                    )
-                    .exists()
+                    SyncLink.connection_id == connection_id,
+                    SyncLink.entity == entity,
+                    SyncLink.local_id == model.id,
                 )
-                .order_by(model.id)
-                .limit(50)
+                .exists()
+            )
+            stmt = (
+                select(model.id).where(model.archived_at.is_(None), unlinked).order_by(model.id).limit(_BATCH)
             )
             if after:
                 stmt = stmt.where(model.id > uuid.UUID(after))
@@ -306,55 +352,88 @@ def _backfill_push(
             return
         for local_id in batch:
             with unit_of_work(env.db.writer) as session:
-                link_id = repository.ensure_link(session, connection_id, entity, local_id=local_id).id
-            try:
-                _run_one(env, link_id, owner, progress)
-            except RateLimited:
-                _save_progress(env, connection_id, entity, progress)
-                raise
+                link = repository.ensure_link(session, connection_id, entity, local_id=local_id)
+                try:
+                    state = spec.local.read(session, local_id, Refs(session, connection_id))
+                except NeedsDependency:
+                    state = None  # a matter whose client is not synced: the reconcile syncs it
+                match = _take_match(index, entity, state.values) if state is not None else None
+                if match is not None:
+                    repository.absorb_placeholder(session, link, match.remote_id)
+                    link.remote_id = match.remote_id
+                    repository.advance_snapshot(link, match, authoritative=True)
+                    link.base, link.adopt = None, True
+                    progress["matched"] = progress.get("matched", 0) + 1
+                link_id = link.id
+            _run_one(env, link_id, owner, progress)
             progress["push_after"] = str(local_id)
         _save_progress(env, connection_id, entity, progress)
 
 
+def _take_match(
+    index: dict[str, list[RemoteRecord]], entity: str, values: dict[str, Any]
+) -> RemoteRecord | None:
+    """The one remote record that is the same as ``values`` (none, or several: no match)."""
+    key = canonical.match_key(entity, values)
+    candidates = [r for r in index.get(key or "", []) if canonical.same_record(entity, values, r.values)]
+    if len(candidates) != 1:
+        return None
+    index[key or ""].remove(candidates[0])
+    return candidates[0]
+
+
 def _backfill_pull(
-    env: SyncEnv, connection_id: uuid.UUID, entity: str, owner: str, progress: dict[str, Any]
+    env: SyncEnv,
+    connection_id: uuid.UUID,
+    entity: str,
+    owner: str,
+    progress: dict[str, Any],
+    index: dict[str, list[RemoteRecord]],
 ) -> None:
+    spec = env.specs[entity]
+    model = _LOCAL_MODELS[entity]
+    local_index: dict[str, list[tuple[uuid.UUID, dict[str, Any]]]] = {}
     with unit_of_work(env.db.reader) as session:
-        conn = session.get(Connection, connection_id)
-        assert conn is not None
-        vendor = conn.vendor
-    connector = env.connectors[vendor]
-    remote = connector.remote(entity)
-    client = connector.client(connection_id, bulk=True, calls=[])
-    page = progress.get("pull_page")
-    try:
-        records, next_url = (
-            remote.first_page(client, updated_since=None) if not page else remote.next_page(client, page)
+        unlinked = ~(
+            select(SyncLink.id)
+            .where(
+                SyncLink.connection_id == connection_id,
+                SyncLink.entity == entity,
+                SyncLink.local_id == model.id,
+            )
+            .exists()
         )
-    except RateLimited:
-        _save_progress(env, connection_id, entity, progress)
-        raise
-    while True:
-        for record in records:
-            with unit_of_work(env.db.writer) as session:
-                link = repository.find(session, connection_id, entity, remote_id=record.remote_id)
-                if link is not None:
-                    continue
-                link = repository.ensure_link(session, connection_id, entity, remote_id=record.remote_id)
-                repository.advance_snapshot(link, record, authoritative=True)
-                link_id = link.id
+        refs = Refs(session, connection_id)
+        for local_id in session.scalars(select(model.id).where(model.archived_at.is_(None), unlinked)):
             try:
-                _run_one(env, link_id, owner, progress)
-            except RateLimited:
-                _save_progress(env, connection_id, entity, progress)
-                raise
-        progress["pull_page"] = next_url
-        _save_progress(env, connection_id, entity, progress)
-        if not next_url:
-            progress["pull_done"] = True
-            return
-        try:
-            records, next_url = remote.next_page(client, next_url)
-        except RateLimited:
+                state = spec.local.read(session, local_id, refs)
+            except NeedsDependency:
+                continue
+            key = canonical.match_key(entity, state.values) if state is not None else None
+            if state is not None and key is not None:
+                local_index.setdefault(key, []).append((local_id, state.values))
+    remaining = sorted((r for records in index.values() for r in records), key=lambda r: r.remote_id)
+    done_up_to = int(progress.get("pull_after") or 0)
+    for record in remaining:
+        if record.remote_id <= done_up_to:
+            continue
+        key = canonical.match_key(entity, record.values) or ""
+        candidates = [
+            c for c in local_index.get(key, []) if canonical.same_record(entity, c[1], record.values)
+        ]
+        with unit_of_work(env.db.writer) as session:
+            link = repository.ensure_link(session, connection_id, entity, remote_id=record.remote_id)
+            repository.advance_snapshot(link, record, authoritative=True)
+            if link.local_id is None and len(candidates) == 1:
+                taken = repository.find(session, connection_id, entity, local_id=candidates[0][0])
+                if taken is None:
+                    link.local_id = candidates[0][0]
+                    link.base, link.adopt = None, True
+                    local_index[key].remove(candidates[0])
+                    progress["matched"] = progress.get("matched", 0) + 1
+            link_id = link.id
+        _run_one(env, link_id, owner, progress)
+        progress["pull_after"] = record.remote_id
+        if progress.get("synced", 0) % _BATCH == 0:
             _save_progress(env, connection_id, entity, progress)
-            raise
+    progress["pull_done"] = True

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from casebridge.db.session import Database, unit_of_work
@@ -107,6 +108,8 @@ def reconcile(
     """Bring one link's two records into agreement (or record why not)."""
     with unit_of_work(env.db.writer) as session:
         if not repository.claim(session, link_id, owner):
+            if session.get(SyncLink, link_id) is None:
+                return  # gone: absorbed into the link that created its record
             raise LeaseBusy(f"link {link_id} is being reconciled by another worker")
     state = _Round()
     try:
@@ -119,8 +122,8 @@ def reconcile(
             except PreconditionFailed:
                 state.remote, state.force_read = None, True
                 continue
-            except StaleLocal:
-                continue
+            except (StaleLocal, IntegrityError):
+                continue  # someone changed the record or the links under us: read again
             except NeedsDependency as dep:
                 if depth >= MAX_DEPTH:
                     raise NeedsPerson(str(dep)) from dep
@@ -282,12 +285,6 @@ def _create_remote(
         ]
         if found:
             created, how = min(found, key=lambda r: r.remote_id), "found (created by an earlier attempt)"
-    if created is None and trigger == "backfill":
-        taken = _taken_remote_ids(env, view)
-        matches = [r for r in remote.match(client, values) if r.remote_id not in taken]
-        if len(matches) == 1:
-            _adopt(env, view, matches[0], trigger, st)
-            return
     if created is None:
         intent = {"at": utcnow().isoformat(), "values": values}
 
@@ -305,6 +302,7 @@ def _create_remote(
     st.remote = record
 
     def finish(session: Session, link: SyncLink) -> None:
+        _absorb(session, link, record.remote_id)
         link.remote_id = record.remote_id
         repository.advance_snapshot(link, record, authoritative=True)
         link.base = {f: values[f] for f in spec.merged if f in values}
@@ -324,6 +322,13 @@ def _create_remote(
     raise _Again  # the next round pulls what the remote side assigned (a matter's number)
 
 
+def _absorb(session: Session, link: SyncLink, remote_id: int) -> None:
+    try:
+        repository.absorb_placeholder(session, link, remote_id)
+    except ValueError as exc:
+        raise NeedsPerson(f"{exc}: two Casebridge records stand for one Clio record; merge them") from None
+
+
 def _taken_remote_ids(env: SyncEnv, view: _View) -> set[int]:
     from sqlalchemy import select
 
@@ -333,31 +338,10 @@ def _taken_remote_ids(env: SyncEnv, view: _View) -> set[int]:
                 SyncLink.connection_id == view.connection_id,
                 SyncLink.entity == view.entity,
                 SyncLink.remote_id.is_not(None),
+                SyncLink.local_id.is_not(None),
             )
         )
         return {int(r) for r in rows if r is not None}
-
-
-def _adopt(env: SyncEnv, view: _View, record: RemoteRecord, trigger: str, st: _Round) -> None:
-    """Link a local record to an existing remote one (history): the first merge has no base."""
-    st.remote = record
-
-    def link_it(session: Session, link: SyncLink) -> None:
-        link.remote_id = record.remote_id
-        repository.advance_snapshot(link, record, authoritative=True)
-        link.base = None
-        link.adopt = True
-        repository.journal(
-            session,
-            link,
-            trigger=trigger,
-            action="link",
-            summary=f"linked to the existing Clio {view.entity} {record.remote_id}",
-            detail={"calls": _calls(st)},
-        )
-
-    _commit_link(env, view, link_it, st)
-    raise _Again
 
 
 def _create_local(
@@ -381,6 +365,17 @@ def _create_local(
 
         _commit_link(env, view, unlink, st)
         return
+
+    with unit_of_work(env.db.reader) as session:
+        since = utcnow() - CREATE_SEARCH_MARGIN
+        ours = [
+            v
+            for v in repository.open_intents(session, view.connection_id, view.entity, since)
+            if all(record.values.get(f) == v.get(f) for f in v if f not in spec.pull_only)
+        ]
+    if ours:
+        # Probably our own create coming back before we recorded it: that reconcile links it.
+        raise LeaseBusy(f"a create of this {view.entity} in Clio is being recorded")
 
     def create(session: Session, link: SyncLink) -> None:
         refs = Refs(session, view.connection_id)

@@ -112,8 +112,6 @@ class RemoteAdapter(Protocol):
 
     def next_page(self, client: Any, url: str) -> tuple[list[RemoteRecord], str | None]: ...
 
-    def match(self, client: Any, values: dict[str, Any]) -> list[RemoteRecord]: ...
-
 
 @dataclass(frozen=True)
 class EntitySpec:

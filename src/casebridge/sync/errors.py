@@ -42,7 +42,7 @@ class PreconditionFailed(SyncError):
 
 
 class LeaseBusy(SyncError):
-    """Another worker is reconciling this record right now."""
+    """Another worker is reconciling this record right now (or creating the record it stands for)."""
 
 
 class NeedsDependency(SyncError):

@@ -137,10 +137,16 @@ def release(
         if remaining is None or reset is None:
             return
         their_reset = datetime.fromtimestamp(reset, UTC)
+        if their_reset <= now:
+            return  # a late answer from a window that has ended: it says nothing about this one
         if row.reset_at is None or their_reset - row.reset_at > SAME_WINDOW:
             # The remote is in a window we had not seen: take its count, less what is still on its way.
             row.reset_at = their_reset
             row.remaining = max(0, remaining - row.in_flight)
+        elif row.reset_at - their_reset > SAME_WINDOW:
+            # Our window was a guess (the remote's is shorter): adopt the remote's end.
+            row.reset_at = their_reset
+            row.remaining = min(row.remaining, remaining)
         else:
             row.remaining = min(row.remaining, remaining)
             row.reset_at = max(row.reset_at, their_reset)

@@ -150,6 +150,44 @@ def snapshot_record(link: SyncLink) -> RemoteRecord | None:
     )
 
 
+def open_intents(
+    session: Session, connection_id: uuid.UUID, entity: str, since: datetime
+) -> list[dict[str, Any]]:
+    """The values of remote creates in flight (recorded since ``since``, not yet answered)."""
+    rows = session.scalars(
+        select(SyncLink.intent).where(
+            SyncLink.connection_id == connection_id,
+            SyncLink.entity == entity,
+            SyncLink.intent.is_not(None),
+            SyncLink.remote_id.is_(None),
+        )
+    )
+    out = []
+    for intent in rows:
+        if intent and datetime.fromisoformat(intent["at"]) >= since:
+            out.append(dict(intent.get("values") or {}))
+    return out
+
+
+def absorb_placeholder(session: Session, link: SyncLink, remote_id: int) -> None:
+    """Before ``link`` takes ``remote_id``: a link a webhook or poll made for the same remote record
+    (it arrived before our create was recorded) is ours, not a second record; drop it."""
+    other = session.scalar(
+        select(SyncLink).where(
+            SyncLink.connection_id == link.connection_id,
+            SyncLink.entity == link.entity,
+            SyncLink.remote_id == remote_id,
+            SyncLink.id != link.id,
+        )
+    )
+    if other is None:
+        return
+    if other.local_id is not None:
+        raise ValueError(f"{link.entity} {remote_id} is already linked to {other.local_id}")
+    session.delete(other)
+    session.flush()
+
+
 def conflicts_of(session: Session, link_id: uuid.UUID) -> list[SyncConflict]:
     return list(
         session.scalars(

@@ -41,7 +41,10 @@ log = logging.getLogger("casebridge.clio")
 
 API_VERSION = "4.0.9"
 REFRESH_BEFORE = timedelta(days=1)  # refresh an access token this long before it expires
-MAX_INLINE_WAIT = 3.0  # wait for a permit in the thread up to this long; longer: raise RateLimited
+# Wait for a permit in the thread up to this long, longer: raise RateLimited (the job snoozes).
+# Bulk work (backfills, full reconciles) waits in its thread: it has nothing better to do.
+MAX_INLINE_WAIT = 3.0
+MAX_INLINE_WAIT_BULK = 90.0
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,7 @@ class ClioClient:
             wait = ratelimit.acquire(self.runtime.db, self.connection_id, bulk=self.bulk)
             if wait <= 0:
                 return
-            if waited + wait > MAX_INLINE_WAIT:
+            if waited + wait > (MAX_INLINE_WAIT_BULK if self.bulk else MAX_INLINE_WAIT):
                 raise RateLimited(wait)
             time.sleep(wait)
             waited += wait

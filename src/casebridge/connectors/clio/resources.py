@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from casebridge.connectors.clio.client import ClioClient
@@ -81,9 +81,6 @@ class _Resource(ABC):
     def find_created(
         self, client: ClioClient, values: dict[str, Any], since: datetime
     ) -> list[RemoteRecord]: ...
-
-    @abstractmethod
-    def match(self, client: ClioClient, values: dict[str, Any]) -> list[RemoteRecord]: ...
 
     def _parsed(self, raw: dict[str, Any]) -> RemoteRecord:
         record = self.parse(raw)
@@ -233,27 +230,6 @@ class ClioContacts(_Resource):
         params = {"created_since": _iso(since), "query": self._query(values)}
         return [r for r in self._search(client, params) if r.values == values]
 
-    def match(self, client: ClioClient, values: dict[str, Any]) -> list[RemoteRecord]:
-        """Records that are probably this contact: same kind and name, and the same primary email when
-        both have one (for linking history rather than duplicating it)."""
-        name = self._query(values)
-        if not name:
-            return []
-        keys = ("kind", "first_name", "last_name", "company_name")
-
-        def primary_email(v: dict[str, Any]) -> str | None:
-            return next((e["address"].lower() for e in v.get("emails", []) if e["primary"]), None)
-
-        found = []
-        for r in self._search(client, {"query": name}):
-            if any((r.values.get(k) or "").lower() != (values.get(k) or "").lower() for k in keys):
-                continue
-            mine, theirs = primary_email(values), primary_email(r.values)
-            if mine and theirs and mine != theirs:
-                continue
-            found.append(r)
-        return found
-
 
 class ClioMatters(_Resource):
     model = "matter"
@@ -357,18 +333,7 @@ class ClioMatters(_Resource):
         keys = [k for k in values if k != "display_number"]
         return [r for r in self._search(client, params) if all(r.values.get(k) == values[k] for k in keys)]
 
-    def match(self, client: ClioClient, values: dict[str, Any]) -> list[RemoteRecord]:
-        """A matter that already exists in Clio: the same display number (the Prolegis rule: search
-        by the exact Clio number)."""
-        number = values.get("display_number")
-        if not number:
-            return []
-        return [
-            r for r in self._search(client, {"query": number}) if r.values.get("display_number") == number
-        ]
-
 
 CLIO_CONTACTS = ClioContacts()
 CLIO_MATTERS = ClioMatters()
 REMOTES: dict[str, _Resource] = {"contact": CLIO_CONTACTS, "matter": CLIO_MATTERS}
-MARGIN = timedelta(minutes=10)  # clock skew allowed when searching for a record we may have created

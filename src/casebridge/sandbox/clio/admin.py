@@ -139,12 +139,14 @@ def router(state: SandboxState, limiter: RateLimiter, faults: Faults, hooks: Any
             "total": sum(state.requests_by_endpoint.values()),
             "by_endpoint": dict(state.requests_by_endpoint),
             "by_token": dict(state.requests_by_token),
+            "rate_limited_by_token": dict(state.rate_limited_by_token),
         }
 
     @r.delete("/requests", status_code=204)
     def clear_requests() -> None:
         state.requests_by_endpoint.clear()
         state.requests_by_token.clear()
+        state.rate_limited_by_token.clear()
 
     @r.get("/settings")
     def settings() -> dict[str, Any]:

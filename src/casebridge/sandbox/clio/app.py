@@ -122,10 +122,11 @@ def create_app(state: SandboxState | None = None, config: SandboxConfig | None =
         if token is None:
             return clio_error_response(unauthorized())
         state.requests_by_token[raw] += 1
-        verdict: Verdict = limiter.hit(
-            raw, state.clock.now().timestamp(), force_limited=fault.force_rate_limited()
-        )
+        forced = fault.force_rate_limited()
+        verdict: Verdict = limiter.hit(raw, state.clock.now().timestamp(), force_limited=forced)
         if not verdict.allowed:
+            if not forced:
+                state.rate_limited_by_token[raw] += 1
             return clio_error_response(
                 ClioError(
                     429, "RateLimited", f"Rate limit exceeded. Retry in {verdict.retry_after} seconds."

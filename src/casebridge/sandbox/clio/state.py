@@ -86,6 +86,8 @@ class SandboxState:
         self.blobs: dict[str, bytes] = {}
         self.requests_by_endpoint: Counter[str] = Counter()
         self.requests_by_token: Counter[str] = Counter()
+        # 429s the rate limiter answered (not those forced by fault injection), per token.
+        self.rate_limited_by_token: Counter[str] = Counter()
         # Called after every change a client makes: (kind, event, record, record before the change).
         # The webhook dispatcher listens here.
         self.listeners: list[Callable[[str, str, Record, Record | None], None]] = []
@@ -223,6 +225,7 @@ class SandboxState:
             self.blobs.clear()
             self.requests_by_endpoint.clear()
             self.requests_by_token.clear()
+            self.rate_limited_by_token.clear()
             self.clock.offset = timedelta()
             if self._db is not None:
                 for table in ("records", "blobs", "meta"):
