@@ -216,11 +216,20 @@ class Connected:
     def settle(self, timeout: float = 30) -> None:
         """Wait until no sync job waits or runs (other than the timed chains: poll, full, webhooks)."""
 
+        from sqlalchemy import func, select
+
+        from casebridge.db.session import unit_of_work
+        from casebridge.models import Job
+
+        busy_kinds = ("sync.reconcile", "sync.backfill", "events.dispatch", "events.deliver")
+
         def quiet() -> bool:
-            queue = self.health()["queue"]
-            busy = {
-                k: v for k, v in queue.items() if k in ("sync.reconcile", "sync.backfill", "events.dispatch")
-            }
+            with unit_of_work(self.backend.db.reader) as session:
+                busy = session.scalar(
+                    select(func.count())
+                    .select_from(Job)
+                    .where(Job.kind.in_(busy_kinds), Job.state.in_(["available", "running"]))
+                )
             return not busy
 
         self.wait(quiet, timeout, "the sync to settle")
@@ -312,7 +321,7 @@ def connect(api: httpx.Client, clio: Clio, server: LiveServer, **settings: Any) 
 
 @pytest.fixture
 def polled(
-    api: httpx.Client, clio: Clio, sync_worker: Workers, live_server: LiveServer, clean: Backend
+    clio: Clio, api: httpx.Client, sync_worker: Workers, live_server: LiveServer, clean: Backend
 ) -> Connected:
     """Connected where Clio cannot reach us (no public URL, so no webhooks), polling every second."""
     clean.settings.public_url = None
@@ -322,8 +331,10 @@ def polled(
 
 @pytest.fixture
 def connected(
-    api: httpx.Client, clio: Clio, sync_worker: Workers, live_server: LiveServer, clean: Backend
+    clio: Clio, api: httpx.Client, sync_worker: Workers, live_server: LiveServer, clean: Backend
 ) -> Connected:
+    """(``clio`` first: the sandbox is reset, so it stops sending the last test's webhooks, before
+    the database is emptied.)"""
     clean.settings.public_url = live_server.url
     connection_id = connect(api, clio, live_server)
     conn = Connected(connection_id, api, clio, clean, live_server, sync_worker)
