@@ -213,22 +213,34 @@ class Connected:
                 session, kind, {"connection_id": self.id}, unique_key=key, concurrency_key=key, expedite=True
             )
 
-    def settle(self, timeout: float = 30) -> None:
-        """Wait until no sync job waits or runs (other than the timed chains: poll, full, webhooks)."""
+    def settle(self, timeout: float = 30, *, also: tuple[str, ...] = ()) -> None:
+        """Wait until no sync job is due or running (``also``: kinds besides reconciles, backfills and
+        event dispatch, such as ``sync.poll`` or ``sync.full``)."""
 
-        from sqlalchemy import func, select
+        from sqlalchemy import func, or_, select
 
         from casebridge.db.session import unit_of_work
+        from casebridge.db.types import utcnow
         from casebridge.models import Job
 
-        busy_kinds = ("sync.reconcile", "sync.backfill", "events.dispatch", "events.deliver")
+        work = ("sync.reconcile", "sync.backfill", "events.dispatch", "events.deliver")
 
         def quiet() -> bool:
             with unit_of_work(self.backend.db.reader) as session:
                 busy = session.scalar(
                     select(func.count())
                     .select_from(Job)
-                    .where(Job.kind.in_(busy_kinds), Job.state.in_(["available", "running"]))
+                    .where(
+                        or_(
+                            # work waiting in any way (due, backing off after a failure, or snoozed)
+                            Job.kind.in_(work) & Job.state.in_(["available", "running"]),
+                            # timed chains (poll, full): only when due or running
+                            Job.kind.in_(also)
+                            & or_(
+                                Job.state == "running", (Job.state == "available") & (Job.run_at <= utcnow())
+                            ),
+                        )
+                    )
                 )
             return not busy
 
@@ -276,17 +288,7 @@ class Connected:
                 )
             ]
         budget = self.health()["rate_limit"]
-        import sys
-        import threading
-        import traceback
-
-        names = {t.ident: t.name for t in threading.enumerate()}
-        stacks = "\n".join(
-            f"--- {names.get(ident)}\n" + "".join(traceback.format_stack(frame)[-6:])
-            for ident, frame in sys._current_frames().items()
-            if "worker" in str(names.get(ident, "")).lower() or "cb-" in str(names.get(ident, ""))
-        )
-        return f"{stacks}\njobs waiting or running: {jobs}\nlinks not linked: {links}\nrecent errors: {errors}\nbudget: {budget}"
+        return f"jobs waiting or running: {jobs}\nlinks not linked: {links}\nrecent errors: {errors}\nbudget: {budget}"
 
 
 def connect(api: httpx.Client, clio: Clio, server: LiveServer, **settings: Any) -> str:

@@ -67,3 +67,13 @@ def list_query(
     if updated_since:
         stmt = stmt.where(Matter.updated_at >= updated_since)
     return stmt
+
+
+def display_number_of_client(session: Session, contact_id: uuid.UUID) -> str | None:
+    """The display number of a live matter whose client this contact is (None if there is none)."""
+    return session.scalar(
+        select(Matter.display_number)
+        .where(Matter.client_id == contact_id, Matter.archived_at.is_(None))
+        .order_by(Matter.number)
+        .limit(1)
+    )

@@ -83,10 +83,12 @@ def create_matter(
 ) -> MatterOut:
     """Open a matter. It takes the next firm-wide number and a display number from the numbering scheme,
     unless an integration supplies `display_number` (the PMS owns numbering). When Casebridge is
-    connected to Clio, the matter is created there and takes Clio's number; its client must then be
-    synced with Clio (automatically, unless the connection's `auto_sync_clients` is off)."""
+    connected to Clio, the matter is created there and takes Clio's number (showing `PENDING-<number>`
+    until then); its client must then be synced with Clio (automatically, unless the connection's
+    `auto_sync_clients` is off)."""
     sync_service.check_matter_client(session, body.client_id)
-    out = MatterOut.of(service.create(session, principal, body))
+    numbered_elsewhere = sync_service.live_connection(session) is not None
+    out = MatterOut.of(service.create(session, principal, body, numbered_elsewhere=numbered_elsewhere))
     created(request, response, out.etag, f"/api/v1/matters/{out.id}")
     return out
 

@@ -144,7 +144,14 @@ def _apply_common(session: Session, matter: Matter, fields: MatterFields) -> Non
         matter.participants = _participants(session, fields.participants or [], list(matter.participants))
 
 
-def create(session: Session, principal: Principal, data: MatterCreate) -> Matter:
+PROVISIONAL_PREFIX = "PENDING-"
+
+
+def create(
+    session: Session, principal: Principal, data: MatterCreate, *, numbered_elsewhere: bool = False
+) -> Matter:
+    """``numbered_elsewhere``: a connected system (Clio) assigns the display number; until it does the
+    matter shows ``PENDING-<number>``, which can never collide with a number that system gives."""
     _guard_display_number(principal, data)
     client = _client(session, data.client_id)
     today = utcnow().date()
@@ -158,6 +165,8 @@ def create(session: Session, principal: Principal, data: MatterCreate) -> Matter
     matter.number = numbering.next_number(session)
     if data.display_number is not None:
         matter.display_number = data.display_number
+    elif numbered_elsewhere:
+        matter.display_number = f"{PROVISIONAL_PREFIX}{matter.number:05d}"
     else:
         scheme = numbering.get_settings(session).scheme
         last = client.last_name or client.company_name or display_name(client)

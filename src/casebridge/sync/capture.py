@@ -195,8 +195,8 @@ def full_pass(env: SyncEnv, connection_id: uuid.UUID, entity: str) -> bool:
                 SyncLink.entity == entity,
                 SyncLink.remote_id.is_not(None),
                 SyncLink.state != UNLINKED,
+                # Not listed by this pass (a link made during it is read once more: harmless).
                 or_(SyncLink.remote_seen_at.is_(None), SyncLink.remote_seen_at < started),
-                SyncLink.updated_at < started,
             )
         ).all()
         if suspects:

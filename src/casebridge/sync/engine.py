@@ -79,6 +79,7 @@ class _View:
     state: str
     base: dict[str, Any] | None
     snapshot: RemoteRecord | None
+    snapshot_etag: str | None  # the link's remote etag when this round read it
     remote_stale: bool
     remote_deleted: bool
     intent: dict[str, Any] | None
@@ -119,7 +120,8 @@ def reconcile(
                 return
             except _Again:
                 continue
-            except PreconditionFailed:
+            except (PreconditionFailed, NotFound):
+                # Changed (412) or deleted (404) since we read it: read it again (a 404 then means deleted).
                 state.remote, state.force_read = None, True
                 continue
             except (StaleLocal, IntegrityError):
@@ -162,6 +164,7 @@ def _read(env: SyncEnv, session: Session, link: SyncLink) -> _View | None:
         state=link.state,
         base=dict(link.base) if link.base is not None else None,
         snapshot=repository.snapshot_record(link),
+        snapshot_etag=link.remote_etag,
         remote_stale=link.remote_stale,
         remote_deleted=link.remote_deleted_at is not None,
         intent=dict(link.intent) if link.intent is not None else None,
@@ -267,6 +270,7 @@ def _create_remote(
             link.state = UNLINKED
             link.unlinked_reason = "archived in Casebridge before it was synced"
             link.intent = None
+            _settled(link, utcnow())
             repository.journal(
                 _, link, trigger=trigger, action="skip", summary=link.unlinked_reason, detail={}
             )
@@ -304,7 +308,7 @@ def _create_remote(
     def finish(session: Session, link: SyncLink) -> None:
         _absorb(session, link, record.remote_id)
         link.remote_id = record.remote_id
-        repository.advance_snapshot(link, record, authoritative=True)
+        repository.advance_snapshot(link, record, authoritative=True, read_etag=view.snapshot_etag)
         link.base = {f: values[f] for f in spec.merged if f in values}
         link.intent = None
         link.state = LINKED
@@ -354,6 +358,7 @@ def _create_local(
             link.state = UNLINKED
             link.remote_deleted_at = utcnow()
             link.unlinked_reason = "deleted in Clio before it was synced"
+            _settled(link, utcnow())
             repository.journal(
                 session,
                 link,
@@ -381,7 +386,7 @@ def _create_local(
         refs = Refs(session, view.connection_id)
         local_id = spec.local.create(session, record.values, refs)
         link.local_id = local_id
-        repository.advance_snapshot(link, record, authoritative=True)
+        repository.advance_snapshot(link, record, authoritative=True, read_etag=view.snapshot_etag)
         link.base = {f: record.values.get(f) for f in spec.merged}
         link.state = LINKED
         _settled(link, utcnow())
@@ -407,10 +412,13 @@ def _remote_deleted(env: SyncEnv, view: _View, spec: EntitySpec, trigger: str, s
 
     def apply(session: Session, link: SyncLink) -> None:
         archived = False
+        in_use = None
         if policy == "propagate" and view.local is not None and not view.local.archived:
             assert view.local_id is not None
-            spec.local.archive(session, view.local_id)
-            archived = True
+            in_use = spec.local.in_use(session, view.local_id)
+            if in_use is None:
+                spec.local.archive(session, view.local_id)
+                archived = True
         link.remote_deleted_at = link.remote_deleted_at or now
         link.state = UNLINKED
         link.unlinked_reason = {
@@ -418,6 +426,11 @@ def _remote_deleted(env: SyncEnv, view: _View, spec: EntitySpec, trigger: str, s
             "unlink": f"deleted in Clio on {now:%Y-%m-%d %H:%M} UTC; kept here, no longer synced",
             "ignore": f"deleted in Clio on {now:%Y-%m-%d %H:%M} UTC (ignored by policy)",
         }[policy]
+        if in_use is not None:
+            link.unlinked_reason = (
+                f"deleted in Clio on {now:%Y-%m-%d %H:%M} UTC; kept here because it is {in_use} "
+                "(it is created in Clio again when that is synced)"
+            )
         _settled(link, now)
         repository.journal(
             session,
@@ -445,7 +458,11 @@ def _local_deleted(
     if policy == "ignore":
         return
     if policy == "propagate":
-        remote.delete(client, current.remote_id)
+        try:
+            remote.delete(client, current.remote_id)
+        except NeedsPerson as refused:
+            _undo_local_delete(env, view, spec, trigger, st, refused)
+            return
     now = utcnow()
 
     def apply(session: Session, link: SyncLink) -> None:
@@ -468,6 +485,30 @@ def _local_deleted(
         )
 
     _commit_link(env, view, apply, st)
+
+
+def _undo_local_delete(
+    env: SyncEnv, view: _View, spec: EntitySpec, trigger: str, st: _Round, refused: NeedsPerson
+) -> None:
+    """Clio refused to delete the record (a contact that is still a matter's client there): the delete
+    cannot cross, so it is undone here rather than leaving the two sides apart."""
+    assert view.local_id is not None
+    local_id = view.local_id
+
+    def restore(session: Session, link: SyncLink) -> None:
+        spec.local.restore(session, local_id)
+        _settled(link, utcnow())
+        repository.journal(
+            session,
+            link,
+            trigger=trigger,
+            action="restore_local",
+            summary=f"Clio refused to delete it ({refused}); restored in Casebridge",
+            detail={"calls": _calls(st)},
+        )
+
+    _commit_link(env, view, restore, st)
+    raise _Again
 
 
 # --- the merge ------------------------------------------------------------------------------------
@@ -520,7 +561,7 @@ def _merge(
         base.update(agreed)
         link.base = base
         link.adopt = False
-        repository.advance_snapshot(link, final, authoritative=bool(pushes))
+        repository.advance_snapshot(link, final, authoritative=bool(pushes), read_etag=view.snapshot_etag)
         _conflicts(session, link, view, held, decisions, now)
         link.state = CONFLICT if held else LINKED
         _settled(link, now)
@@ -628,8 +669,23 @@ def _sync_dependency(
         else:
             target = repository.ensure_link(session, conn.id, dep.entity, remote_id=dep.remote_id)
         if target.state == UNLINKED:
-            raise NeedsPerson(
-                f"the {dep.entity} this record refers to is no longer synced: {target.unlinked_reason}"
+            if not settings.auto_sync_clients:
+                raise NeedsPerson(
+                    f"the {dep.entity} this record refers to is no longer synced ({target.unlinked_reason}); "
+                    "sync it again, or turn on auto_sync_clients"
+                )
+            repository.resync(target)
+            if dep.remote_id is not None and target.local_id is not None:
+                # A Clio record that uses it (a matter's client): it comes back here too.
+                set_actor(session, sync_principal(conn.id, conn.name), None)
+                env.specs[dep.entity].local.restore(session, target.local_id)
+            repository.journal(
+                session,
+                target,
+                trigger="dependency",
+                action="resync",
+                summary=f"synced again: {link.entity} {link.local_id or link.remote_id} refers to it",
+                detail={},
             )
         target_id = target.id
     reconcile(env, target_id, trigger="dependency", owner=owner, bulk=bulk, depth=depth + 1)
@@ -652,11 +708,9 @@ def _record_failure(env: SyncEnv, link_id: uuid.UUID, exc: SyncError, trigger: s
         link.error = str(exc)[:2000]
         if isinstance(exc, NeedsPerson) or link.error_count >= 3:
             link.state = ERROR if link.state != UNLINKED else UNLINKED
-        link.next_retry_at = (
-            None
-            if isinstance(exc, NeedsPerson)
-            else now + timedelta(seconds=min(3600, 2 ** min(link.error_count, 12)))
-        )
+        # A refusal is retried slowly (its cause may be fixed elsewhere); anything else with backoff.
+        base = 600 if isinstance(exc, NeedsPerson) else 1
+        link.next_retry_at = now + timedelta(seconds=min(6 * 3600, base * 2 ** min(link.error_count, 12)))
         repository.journal(
             session,
             link,

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casebridge.models import SyncLink
+from casebridge.models.sync import UNLINKED
 from casebridge.sync.errors import NeedsDependency
 
 
@@ -58,6 +59,7 @@ class Refs:
                 SyncLink.connection_id == self.connection_id,
                 SyncLink.entity == entity,
                 SyncLink.local_id == local_id,
+                SyncLink.state != UNLINKED,
             )
         )
         if rid is None:
@@ -70,6 +72,7 @@ class Refs:
                 SyncLink.connection_id == self.connection_id,
                 SyncLink.entity == entity,
                 SyncLink.remote_id == remote_id,
+                SyncLink.state != UNLINKED,
             )
         )
         if lid is None:
@@ -87,6 +90,12 @@ class LocalAdapter(Protocol):
     ) -> None: ...
 
     def archive(self, session: Session, local_id: uuid.UUID) -> None: ...
+
+    def restore(self, session: Session, local_id: uuid.UUID) -> None: ...
+
+    def in_use(self, session: Session, local_id: uuid.UUID) -> str | None:
+        """Why this record must not be archived by a delete on the other side (None: it may be)."""
+        ...
 
     def label(self, values: dict[str, Any]) -> str: ...
 

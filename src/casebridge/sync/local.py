@@ -127,6 +127,25 @@ class LocalContacts:
         if c is not None:
             contacts.archive(session, _principal(session), c)
 
+    def restore(self, session: Session, local_id: uuid.UUID) -> None:
+        c = contacts_repo.get(session, local_id, for_update=True)
+        if c is not None:
+            contacts.restore(session, _principal(session), c)
+
+    def in_use(self, session: Session, local_id: uuid.UUID) -> str | None:
+        number = matters_repo.display_number_of_client(session, local_id)
+        return f"the client of matter {number}" if number else None
+
+
+def _restore_if_archived(session: Session, contact_id: uuid.UUID) -> None:
+    """A Clio matter's client that was archived here comes back: the matter needs an active client,
+    and in Clio the contact is in use."""
+    c = contacts_repo.get(session, contact_id)  # no row lock unless needed: matters lock their client later
+    if c is not None and c.archived_at is not None:
+        c = contacts_repo.get(session, contact_id, for_update=True)
+        assert c is not None
+        contacts.restore(session, _principal(session), c)
+
 
 class LocalMatters:
     entity = "matter"
@@ -164,6 +183,7 @@ class LocalMatters:
                 out.setdefault(name, target.get(name))
         if values.get("client") is not None:
             out["client_id"] = refs.local_id("contact", int(values["client"]))
+            _restore_if_archived(refs.session, out["client_id"])
         return out
 
     def create(self, session: Session, values: dict[str, Any], refs: Refs) -> uuid.UUID:
@@ -195,6 +215,14 @@ class LocalMatters:
         m = matters_repo.get(session, local_id)
         if m is not None:
             matters.archive(session, m)
+
+    def restore(self, session: Session, local_id: uuid.UUID) -> None:
+        m = matters_repo.get(session, local_id)
+        if m is not None:
+            matters.restore(session, m)
+
+    def in_use(self, session: Session, local_id: uuid.UUID) -> str | None:
+        return None
 
 
 LOCAL_CONTACTS = LocalContacts()

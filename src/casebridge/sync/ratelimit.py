@@ -122,7 +122,9 @@ def release(
         limit = _header_int(headers, "x-ratelimit-limit")
         remaining = _header_int(headers, "x-ratelimit-remaining")
         reset = _header_int(headers, "x-ratelimit-reset")
-        if limit is not None and limit > 0:
+        if limit is not None and limit > 0 and limit != row.limit:
+            # We learnt the real limit (until now: a guess, or it changed): what remains moves with it.
+            row.remaining = max(0, row.remaining + limit - row.limit)
             row.limit = limit
         if status == 429:
             row.limited += 1

@@ -112,14 +112,19 @@ def release(session: Session, link_id: uuid.UUID, owner: str) -> None:
     )
 
 
-def advance_snapshot(link: SyncLink, record: RemoteRecord, *, authoritative: bool = False) -> bool:
+def advance_snapshot(
+    link: SyncLink, record: RemoteRecord, *, authoritative: bool = False, read_etag: str | None = None
+) -> bool:
     """Move the link's remote snapshot forward to ``record`` if it is newer; True if it changed.
 
     Snapshots only move forward in ``updated_at``. Two versions stamped in the same second cannot be
-    ordered: an authoritative read (ours, just now) wins; a webhook or a list result marks the
-    snapshot stale, so the next reconcile reads the record."""
+    ordered: a record we read or wrote ourselves (``authoritative``) wins, unless the snapshot moved
+    since we read it (``read_etag``: a webhook or poll brought something while we worked, which may be
+    newer); otherwise the snapshot is marked stale, so the next reconcile reads the record."""
     if link.remote_deleted_at is not None:
         return False
+    if authoritative and read_etag is not None and link.remote_etag not in (read_etag, record.etag):
+        authoritative = False
     if link.remote_etag == record.etag and link.remote is not None:
         if authoritative and link.remote_stale:
             link.remote_stale = False
@@ -135,6 +140,24 @@ def advance_snapshot(link: SyncLink, record: RemoteRecord, *, authoritative: boo
     link.remote_updated_at = record.updated_at
     link.remote_stale = False
     return True
+
+
+def resync(link: SyncLink) -> None:
+    """Start an ended link again. The side still there stays linked; a side that was deleted is
+    created anew; with no base, differences are settled by the conflict policy."""
+    link.state = PENDING
+    link.unlinked_reason = None
+    link.base = None
+    link.intent = None
+    link.error, link.error_count, link.next_retry_at = None, 0, None
+    if link.remote_deleted_at is not None or link.remote_id is None:
+        link.remote_id = None
+        link.remote = link.remote_etag = link.remote_updated_at = link.remote_deleted_at = None
+        link.remote_stale = False
+        link.adopt = False
+    else:
+        link.remote_stale = True
+        link.adopt = True
 
 
 def snapshot_record(link: SyncLink) -> RemoteRecord | None:

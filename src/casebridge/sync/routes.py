@@ -18,6 +18,7 @@ from casebridge.kit.uow import ApiRoute
 from casebridge.models import Connection, SyncConflict, SyncLink
 from casebridge.models.sync import LINK_STATES
 from casebridge.sync import service
+from casebridge.sync.capture import enqueue_reconcile
 from casebridge.sync.runtime import sync_env
 from casebridge.sync.schemas import (
     BackfillIn,
@@ -161,6 +162,17 @@ def list_links(
         cursor=cursor,
     )
     return Page(data=[LinkOut.of(link) for link in page.rows], next_cursor=page.next_cursor)
+
+
+@router.post("/{connection_id}/links/{link_id}/retry", dependencies=WRITE, status_code=202)
+def retry_link(session: SessionDep, connection_id: uuid.UUID, link_id: uuid.UUID) -> LinkOut:
+    """Sync this record again now (after fixing what made it fail); works for records from either side."""
+    link = session.get(SyncLink, link_id)
+    if link is None or link.connection_id != connection_id:
+        raise Problem(404, f"No link {link_id} in connection {connection_id}.", slug="not-found")
+    link.error_count, link.next_retry_at = 0, None
+    enqueue_reconcile(session, link.id, trigger="retry requested")
+    return LinkOut.of(link)
 
 
 @router.get("/{connection_id}/conflicts", dependencies=READ)
