@@ -1,4 +1,4 @@
-"""The ``casebridge`` command line: serve, db, token, documents, openapi and demo.
+"""The ``casebridge`` command line: serve, db, token, documents, jobs, clio, sandbox, openapi and demo.
 
 Every failure a user can cause (a bad flag, a bad setting, an unreachable or unmigrated database) ends
 with one line on stderr and a non-zero exit code, never a traceback:
@@ -34,6 +34,7 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, Ope
 from sqlalchemy.orm import Session
 
 from casebridge.config import Settings, load_settings
+from casebridge.connectors.clio.cli import clio_app
 from casebridge.db import migrate
 from casebridge.db.engine import redact_url
 from casebridge.db.session import Database, unit_of_work
@@ -61,6 +62,7 @@ app.add_typer(documents_app, name="documents")
 jobs_app = typer.Typer(help="The job queue: inspect, retry and discard jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(clio_app, name="clio")
 
 
 class CliError(Exception):

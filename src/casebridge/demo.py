@@ -237,10 +237,12 @@ def start_clio_sandbox(settings: Settings, host: str, port: int) -> ClioSandbox:
 def run(settings: Settings, db: Database, *, host: str, port: int, seed: bool, clio_port: int = 8765) -> None:
     """Issue the token, start the server, seed if asked, print how to use it, and serve until Ctrl-C."""
     from casebridge.app import create_app
+    from casebridge.connectors.clio import demo as clio_demo
 
     secret = issue_token(db)
     background = start_server(create_app(settings, db=db), host, port)
     base = f"http://{_url_host(host)}:{background.port}"
+    settings.public_url = settings.public_url or base  # where the sandbox sends Clio's webhooks
     clio = start_clio_sandbox(settings, host, clio_port)
     access_log = logging.getLogger("uvicorn.access")
     access_level = access_log.level
@@ -264,7 +266,14 @@ def run(settings: Settings, db: Database, *, host: str, port: int, seed: bool, c
                         "The database already has data; not seeding (`--reset` starts afresh).", err=True
                     )
                 matter_id = _first_matter_id(client)
-            typer.echo(banner(base, secret, settings, matter_id, clio))
+                connection_id, new = clio_demo.connect(settings, db, base, clio.base)
+                typer.echo(
+                    "Connected to the Clio sandbox"
+                    + ("; syncing the history both ways in the background" if new else " (as last time)"),
+                    err=True,
+                )
+                crossings = clio_demo.show_crossings(client, clio.base, clio.token, time.strftime("%H%M%S"))
+            typer.echo(banner(base, secret, settings, matter_id, clio, (connection_id, crossings)))
             access_log.setLevel(access_level)
             background.wait()
         raise DemoError("the server stopped unexpectedly (see the log above)")
@@ -288,7 +297,12 @@ def _first_matter_id(client: httpx.Client) -> str | None:
 
 
 def banner(
-    base: str, secret: str, settings: Settings, matter_id: str | None, clio: ClioSandbox | None = None
+    base: str,
+    secret: str,
+    settings: Settings,
+    matter_id: str | None,
+    clio: ClioSandbox | None = None,
+    sync: tuple[Any, list[Any]] | None = None,
 ) -> str:
     auth = '-H "Authorization: Bearer $TOKEN"'
     contact = '{"kind":"person","first_name":"Jane","last_name":"Smith","party_types":["client"]}'
@@ -332,6 +346,21 @@ def banner(
             f"  export CLIO_TOKEN={clio.token}",
             f'  curl -s -H "Authorization: Bearer $CLIO_TOKEN" "{clio.base}/api/v4/contacts.json?fields=id,name,type"',
             f'  curl -s -H "Authorization: Bearer $CLIO_TOKEN" "{clio.base}/api/v4/matters.json?fields={fields}"',
+            "",
+        ]
+    if sync is not None:
+        connection_id, crossings = sync
+        lines += ["Two-way sync with the Clio sandbox (docs/sync.md):", ""]
+        for crossing in crossings:
+            took = (
+                f"in {crossing.seconds * 1000:.0f} ms" if crossing.seconds is not None else "still on its way"
+            )
+            lines.append(f"  {crossing.what}: {took}")
+        lines += [
+            "",
+            "  Make or change a contact or matter on either side and watch it cross:",
+            f'  curl -s {auth} "{base}{API}/connections/{connection_id}/health"',
+            f'  curl -s {auth} "{base}{API}/contacts/<id>/sync"      # state, Clio id, journal',
             "",
         ]
     lines += [

@@ -456,19 +456,44 @@ def test_demo_seeds_serves_and_stops_cleanly(tmp_path: Path) -> None:
             headers={"Authorization": f"Bearer {clio_token}"},
         )
         assert clio_matters.status_code == 200, clio_matters.text
-        assert [m["display_number"] for m in clio_matters.json()["data"]] == ["00001-Okafor", "00002-Reyes"]
+        assert [m["display_number"] for m in clio_matters.json()["data"]][:2] == [
+            "00001-Okafor",
+            "00002-Reyes",
+        ]
+
+        # ...and Casebridge is connected to it: a change on either side crosses to the other.
+        crossed = proc.wait_for(r"made in Clio, now in Casebridge: (.+)").group(1)
+        assert crossed.startswith("in "), crossed
+        assert (
+            proc.wait_for(r"matter opened in Casebridge, created in Clio as (.+?): ").group(1)[:8]
+            != "PENDING-"
+        )
+        made = httpx.post(
+            f"{clio_base}/contacts.json",
+            json={"data": {"type": "Company", "name": "Harbour Surveyors Ltd"}},
+            headers={"Authorization": f"Bearer {clio_token}"},
+        )
+        assert made.status_code == 201, made.text
+        deadline = time.monotonic() + 30
+        while not _get(base, token, "/contacts", q="Harbour Surveyors").json()["data"]:
+            assert time.monotonic() < deadline, "the contact made in Clio did not arrive"
+            time.sleep(0.1)
     finally:
         code = proc.interrupt()
     assert code == 0, proc.output
     assert "Traceback" not in proc.output
     assert "Finished server process" in proc.output, "the server shut down before the process exited"
-    seeded = len(rows)
+    first_title = rows[0]["title"]
+
+    def copies(base: str, token: str) -> int:
+        found = _get(base, token, "/matters", limit=200).json()["data"]
+        return sum(1 for m in found if m["title"] == first_title)
 
     # A second run does not seed again, and its fresh token replaces the first one.
     proc, token2, base = _demo(tmp_path)
     try:
         assert token2 != token
-        assert len(_get(base, token2, "/matters", limit=200).json()["data"]) == seeded
+        assert copies(base, token2) == 1
         assert _get(base, token, "/matters").status_code == 401
     finally:
         code = proc.interrupt()
@@ -478,7 +503,7 @@ def test_demo_seeds_serves_and_stops_cleanly(tmp_path: Path) -> None:
     # --reset starts afresh: the same seed, not a second copy.
     proc, token3, base = _demo(tmp_path, "--reset")
     try:
-        assert len(_get(base, token3, "/matters", limit=200).json()["data"]) == seeded
+        assert copies(base, token3) == 1
     finally:
         code = proc.interrupt()
     assert code == 0, proc.output

@@ -23,7 +23,7 @@ from casebridge.models.sync import CONNECTED, ERROR, PENDING, UNLINKED
 from casebridge.sync import canonical, repository
 from casebridge.sync.engine import SyncEnv, reconcile
 from casebridge.sync.entities import EntitySpec, Refs, RemoteRecord
-from casebridge.sync.errors import LeaseBusy, NeedsDependency, NeedsPerson, SyncError, Transient
+from casebridge.sync.errors import LeaseBusy, NeedsPerson, SyncError, Transient
 from casebridge.sync.settings import SyncSettings
 
 log = logging.getLogger("casebridge.sync")
@@ -247,18 +247,35 @@ def backfill(
     differ the conflict policy decides (``hold``: for review). Every Clio record is listed once per
     run (200 a call) to match against, so matching costs no request per record. Bulk priority: the
     rate budget keeps a permit per window for interactive work, and this job waits in its thread."""
-    progress = _progress(env, connection_id, entity)
-    progress.setdefault("started_at", utcnow().isoformat())
-    progress.pop("finished_at", None)
-    remote, client = _remote_side(env, connection_id, entity)
-    index = _remote_index(env, connection_id, entity, remote, client)
-    if direction in ("push", "both") and not progress.get("push_done"):
-        _backfill_push(env, connection_id, entity, owner, progress, index)
-    if direction in ("pull", "both") and not progress.get("pull_done"):
-        _backfill_pull(env, connection_id, entity, owner, progress, index)
-    progress["finished_at"] = utcnow().isoformat()
-    _save_progress(env, connection_id, entity, progress)
-    return progress
+    done: dict[str, Any] = {}
+    for name in BACKFILL_ORDER[entity]:  # matters need their clients: contacts go first
+        progress = _progress(env, connection_id, name)
+        if progress.get("finished_at"):
+            done[name] = progress
+            continue
+        progress.setdefault("started_at", utcnow().isoformat())
+        remote, client = _remote_side(env, connection_id, name)
+        index = _remote_index(env, connection_id, name, remote, client)
+        if direction in ("push", "both") and not progress.get("push_done"):
+            _backfill_push(env, connection_id, name, owner, progress, index)
+        if direction in ("pull", "both") and not progress.get("pull_done"):
+            _backfill_pull(env, connection_id, name, owner, progress, index)
+        progress["finished_at"] = utcnow().isoformat()
+        _save_progress(env, connection_id, name, progress)
+        done[name] = progress
+    return done
+
+
+BACKFILL_ORDER = {"contact": ("contact",), "matter": ("contact", "matter"), "all": ("contact", "matter")}
+
+
+def reset_backfill(session: Session, connection_id: uuid.UUID, entity: str, direction: str) -> None:
+    """A new backfill starts from the beginning (in the transaction that enqueues it)."""
+    for name in BACKFILL_ORDER[entity]:
+        _stream(session, connection_id, name).backfill = {
+            "direction": direction,
+            "requested_at": utcnow().isoformat(),
+        }
 
 
 def _progress(env: SyncEnv, connection_id: uuid.UUID, entity: str) -> dict[str, Any]:
@@ -353,10 +370,8 @@ def _backfill_push(
         for local_id in batch:
             with unit_of_work(env.db.writer) as session:
                 link = repository.ensure_link(session, connection_id, entity, local_id=local_id)
-                try:
-                    state = spec.local.read(session, local_id, Refs(session, connection_id))
-                except NeedsDependency:
-                    state = None  # a matter whose client is not synced: the reconcile syncs it
+                # Matching needs no synced client (matters match by number): read loosely.
+                state = spec.local.read(session, local_id, Refs(session, connection_id, strict=False))
                 match = _take_match(index, entity, state.values) if state is not None else None
                 if match is not None:
                     repository.absorb_placeholder(session, link, match.remote_id)
@@ -403,12 +418,9 @@ def _backfill_pull(
             )
             .exists()
         )
-        refs = Refs(session, connection_id)
+        refs = Refs(session, connection_id, strict=False)
         for local_id in session.scalars(select(model.id).where(model.archived_at.is_(None), unlinked)):
-            try:
-                state = spec.local.read(session, local_id, refs)
-            except NeedsDependency:
-                continue
+            state = spec.local.read(session, local_id, refs)
             key = canonical.match_key(entity, state.values) if state is not None else None
             if state is not None and key is not None:
                 local_index.setdefault(key, []).append((local_id, state.values))

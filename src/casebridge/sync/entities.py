@@ -49,11 +49,12 @@ class StaleLocal(Exception):
 class Refs:
     """Translates references between sides through the links (a matter's client contact)."""
 
-    def __init__(self, session: Session, connection_id: uuid.UUID) -> None:
+    def __init__(self, session: Session, connection_id: uuid.UUID, *, strict: bool = True) -> None:
         self.session = session
         self.connection_id = connection_id
+        self.strict = strict  # False: an unsynced reference reads as None instead of raising
 
-    def remote_id(self, entity: str, local_id: uuid.UUID) -> int:
+    def remote_id(self, entity: str, local_id: uuid.UUID) -> int | None:
         rid = self.session.scalar(
             select(SyncLink.remote_id).where(
                 SyncLink.connection_id == self.connection_id,
@@ -63,6 +64,8 @@ class Refs:
             )
         )
         if rid is None:
+            if not self.strict:
+                return None
             raise NeedsDependency(entity, local_id=local_id)
         return int(rid)
 

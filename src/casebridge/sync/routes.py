@@ -33,7 +33,7 @@ from casebridge.sync.schemas import (
     SyncStatusOut,
 )
 from casebridge.sync.settings import SyncSettings
-from casebridge.sync.tasks import enqueue_backfill, start_chains
+from casebridge.sync.tasks import backfill_running, enqueue_backfill, start_chains
 
 router = APIRouter(prefix="/connections", tags=["connections"], route_class=ApiRoute)
 records = APIRouter(tags=["sync"], route_class=ApiRoute)
@@ -208,6 +208,10 @@ def start_backfill(session: SessionDep, connection_id: uuid.UUID, body: Backfill
     conn = service.get_connection(session, connection_id)
     if conn.state != "connected":
         raise Problem(409, f"The connection is {conn.state}; connect it first.", slug="not-connected")
+    if backfill_running(session, connection_id):
+        raise Problem(
+            409, "A backfill is already running for this connection; see its health.", slug="backfill-running"
+        )
     enqueue_backfill(session, connection_id, body.entity, body.direction)
     return {"status": "started", "entity": body.entity, "direction": body.direction}
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from casebridge.kit.schemas import StrictModel
 from casebridge.models import Connection, SyncConflict, SyncJournal, SyncLink
-from casebridge.sync.settings import Entity, SyncSettings, SyncSettingsPatch
+from casebridge.sync.settings import SyncSettings, SyncSettingsPatch
 
 
 class ConnectionCreate(StrictModel):
@@ -203,7 +203,9 @@ class RecordSync(StrictModel):
 
 
 class BackfillIn(StrictModel):
-    entity: Entity
+    entity: Literal["contact", "matter", "all"] = Field(
+        default="all", description="matter (and all) take the matters' clients first."
+    )
     direction: Literal["push", "pull", "both"] = "both"
 
 

@@ -28,7 +28,8 @@ from casebridge.jobs import queue
 from casebridge.jobs.errors import RetryLater, Snooze
 from casebridge.jobs.registry import JobRegistry
 from casebridge.jobs.worker import JobContext
-from casebridge.models import Connection, Event, EventSubscription, SyncInboxEntry
+from casebridge.models import Connection, Event, EventSubscription, Job, SyncInboxEntry
+from casebridge.models.job import AVAILABLE, RUNNING
 from casebridge.models.sync import CONNECTED, UNLINKED
 from casebridge.sync import capture, repository
 from casebridge.sync.capture import RECONCILE, enqueue_reconcile
@@ -212,8 +213,26 @@ def start_chains(session: Session, connection_id: uuid.UUID, *, delay: float = 0
     _again(session, FULL, connection_id, max(delay, hours * 3600))
 
 
+def backfill_running(session: Session, connection_id: uuid.UUID) -> bool:
+    return bool(
+        session.scalar(
+            select(Job.id)
+            .where(Job.unique_key == f"{BACKFILL}:{connection_id}", Job.state.in_([AVAILABLE, RUNNING]))
+            .limit(1)
+        )
+        or session.scalar(
+            select(Job.id)
+            .where(Job.concurrency_key == f"{BACKFILL}:{connection_id}", Job.state == RUNNING)
+            .limit(1)
+        )
+    )
+
+
 def enqueue_backfill(session: Session, connection_id: uuid.UUID, entity: str, direction: str) -> None:
-    key = f"{BACKFILL}:{connection_id}:{entity}"
+    """One backfill at a time per connection (``entity``: contact, matter or all; matters take their
+    clients first)."""
+    capture.reset_backfill(session, connection_id, entity, direction)
+    key = f"{BACKFILL}:{connection_id}"
     queue.enqueue(
         session,
         BACKFILL,
