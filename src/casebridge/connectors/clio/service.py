@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -159,11 +159,11 @@ def complete(env: SyncEnv, *, state: str, code: str) -> uuid.UUID:
         conn.remote_account_name = (who.get("account") or {}).get("name")
         conn.connected_at = conn.connected_at or utcnow()
         conn.last_error = conn.last_error_at = None
-        _start(session, conn, first=first)
+        _start(session, conn, first=first, remote_now=runtime.remote_now(connection_id))
     return connection_id
 
 
-def _start(session: Session, conn: Connection, *, first: bool) -> None:
+def _start(session: Session, conn: Connection, *, first: bool, remote_now: datetime) -> None:
     """Subscribe to our events, set the poll cursors (history is synced on request), start the jobs,
     and pick up links that waited while the connection could not sync."""
     name = subscription_name(conn.id)
@@ -179,7 +179,8 @@ def _start(session: Session, conn: Connection, *, first: bool) -> None:
                     SyncStream(
                         connection_id=conn.id,
                         entity=entity,
-                        poll_cursor=utcnow() - timedelta(minutes=1),
+                        # On Clio's clock (its Date header): polls compare with its timestamps.
+                        poll_cursor=remote_now - timedelta(minutes=1),
                         last_poll_changes=0,
                     )
                 )
