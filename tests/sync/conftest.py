@@ -9,6 +9,7 @@ token (``our_calls``).
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -205,13 +206,10 @@ class Connected:
     def run_now(self, kind: str) -> None:
         """Run one of the connection's timed jobs (sync.poll, sync.webhooks, sync.full) now."""
         from casebridge.db.session import unit_of_work
-        from casebridge.jobs import queue
+        from casebridge.sync.tasks import run_now
 
-        key = f"{kind}:{self.id}"
         with unit_of_work(self.backend.db.writer) as session:
-            queue.enqueue(
-                session, kind, {"connection_id": self.id}, unique_key=key, concurrency_key=key, expedite=True
-            )
+            run_now(session, kind, uuid.UUID(self.id))
 
     def settle(self, timeout: float = 30, *, also: tuple[str, ...] = ()) -> None:
         """Wait until no sync job is due or running (``also``: kinds besides reconciles, backfills and

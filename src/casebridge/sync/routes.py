@@ -33,7 +33,7 @@ from casebridge.sync.schemas import (
     SyncStatusOut,
 )
 from casebridge.sync.settings import SyncSettings
-from casebridge.sync.tasks import backfill_running, enqueue_backfill, start_chains
+from casebridge.sync.tasks import POLL, WEBHOOKS, backfill_running, enqueue_backfill, run_now, start_chains
 
 router = APIRouter(prefix="/connections", tags=["connections"], route_class=ApiRoute)
 records = APIRouter(tags=["sync"], route_class=ApiRoute)
@@ -93,7 +93,13 @@ def update_connection(session: SessionDep, connection_id: uuid.UUID, body: Conne
         conn.name = body.name
     if body.settings is not None:
         current = SyncSettings.model_validate(conn.settings or {})
-        conn.settings = body.settings.apply(current).model_dump()
+        updated = body.settings.apply(current)
+        conn.settings = updated.model_dump()
+        if conn.state == "connected":
+            if updated.webhooks != current.webhooks:
+                run_now(session, WEBHOOKS, connection_id)  # create or remove them at once
+            if updated.poll_interval_seconds != current.poll_interval_seconds:
+                run_now(session, POLL, connection_id)  # and keep polling at the new interval
     session.flush()
     return ConnectionOut.of(conn)
 
@@ -220,20 +226,7 @@ def start_backfill(session: SessionDep, connection_id: uuid.UUID, body: Backfill
 def poll_now(session: SessionDep, connection_id: uuid.UUID) -> dict[str, str]:
     """Poll Clio for changes now (and keep polling at the interval)."""
     service.get_connection(session, connection_id)
-    from casebridge.jobs import queue
-    from casebridge.sync.tasks import POLL
-
-    key = f"{POLL}:{connection_id}"
-    queue.enqueue(
-        session,
-        POLL,
-        {"connection_id": str(connection_id)},
-        unique_key=key,
-        concurrency_key=key,
-        priority=queue.INTERACTIVE,
-        max_attempts=1000,
-        expedite=True,
-    )
+    run_now(session, POLL, connection_id)
     start_chains(session, connection_id)
     return {"status": "polling"}
 

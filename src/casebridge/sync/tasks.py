@@ -92,6 +92,21 @@ def run_reconcile(ctx: JobContext) -> None:
             raise outcome from exc
 
 
+def run_now(session: Session, kind: str, connection_id: uuid.UUID) -> None:
+    """Bring the connection's timed job (poll, full reconcile, webhook check) forward to now."""
+    key = f"{kind}:{connection_id}"
+    queue.enqueue(
+        session,
+        kind,
+        {"connection_id": str(connection_id)},
+        unique_key=key,
+        concurrency_key=key,
+        priority=queue.INTERACTIVE if kind == POLL else queue.BULK,
+        max_attempts=1000,
+        expedite=True,
+    )
+
+
 def _again(session: Session, kind: str, connection_id: uuid.UUID, seconds: float) -> None:
     key = f"{kind}:{connection_id}"
     queue.enqueue(
