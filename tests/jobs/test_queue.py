@@ -77,6 +77,21 @@ def test_unique_key_is_a_no_op_while_an_identical_job_waits(clean: Backend) -> N
     assert enqueue(clean, "sync.reconcile", unique_key="contact:1") is not None
 
 
+def test_expedite_brings_an_identical_waiting_job_forward(clean: Backend) -> None:
+    """Level-triggered work (a sync reconcile snoozed or backing off): a new trigger means "now"."""
+    later = utcnow() + timedelta(minutes=10)
+    first = enqueue(clean, "sync.reconcile", unique_key="link:1", run_at=later, priority=queue.BULK)
+    again = enqueue(clean, "sync.reconcile", unique_key="link:1", expedite=True, priority=queue.INTERACTIVE)
+    assert again == first  # the same job, brought forward
+    (job,) = jobs(clean)
+    assert job.run_at <= utcnow()
+    assert job.priority == queue.INTERACTIVE
+    enqueue(clean, "sync.reconcile", unique_key="link:1", expedite=True, run_at=later, priority=queue.BULK)
+    (job,) = jobs(clean)
+    assert job.run_at <= utcnow()  # never pushed back
+    assert job.priority == queue.INTERACTIVE
+
+
 def test_priority_then_due_time_then_id(clean: Backend) -> None:
     bulk = enqueue(clean, "k", priority=queue.BULK)
     later = enqueue(clean, "k", priority=queue.INTERACTIVE, run_at=utcnow() + timedelta(hours=1))
