@@ -485,6 +485,7 @@ def backfill(
     url: str, root: Path, records: int, rate_limit: int, window: float, latency_ms: float
 ) -> list[list[str]]:
     """Local contacts made before connecting, pushed to Clio at the rate limit."""
+    root.mkdir(parents=True, exist_ok=True)
     with stack(url, root, rate_limit=rate_limit, window=window, latency_ms=latency_ms, webhooks=False) as s:
         with httpx.Client(base_url=str(s.api.base_url), headers=dict(s.api.headers), timeout=60) as api:
             for n in range(records):
