@@ -42,8 +42,13 @@ PUBLIC_PATHS = frozenset(
         "/openapi.json",
         "/docs",
         "/docs/oauth2-redirect",
+    }
+)
+# Outside /api/v1 and without a bearer token, but checked otherwise (tests/sync has their full tests).
+OTHERWISE_CHECKED = frozenset(
+    {
         "/oauth/clio/callback",  # a person's browser, checked by the single-use OAuth state
-        "/hooks/clio/{token}",  # Clio's webhooks, checked by their signature
+        "/hooks/clio/{token}",  # Clio's webhooks, checked by their key and signature
     }
 )
 PROBLEM_JSON = "application/problem+json"
@@ -196,7 +201,19 @@ def test_every_api_route_declares_exactly_one_require(route: RouteInfo) -> None:
 
 def test_non_api_routes_are_exactly_the_public_ones() -> None:
     public = {r.path for r in ROUTES if not r.is_api}
-    assert public == PUBLIC_PATHS
+    assert public == PUBLIC_PATHS | OTHERWISE_CHECKED
+
+
+def test_the_otherwise_checked_routes_refuse_strangers(live_server: LiveServer) -> None:
+    callback = httpx.get(f"{live_server.url}/oauth/clio/callback", timeout=30)
+    assert callback.status_code == 400
+    forged = httpx.get(
+        f"{live_server.url}/oauth/clio/callback", params={"code": "c", "state": "s"}, timeout=30
+    )
+    assert forged.status_code == 400
+    assert httpx.get(f"{live_server.url}/hooks/clio/x", timeout=30).status_code == 405
+    unknown = httpx.post(f"{live_server.url}/hooks/clio/not-a-key", content=b"{}", timeout=30)
+    assert unknown.status_code == 410
 
 
 @pytest.mark.parametrize("caller", CALLERS)

@@ -101,6 +101,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         finally:
             if worker is not None:
                 await run_in_threadpool(worker.stop)
+            from casebridge.sync.runtime import close_all
+
+            close_all()
             if db is None:
                 database.dispose()
 

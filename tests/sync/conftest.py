@@ -48,6 +48,9 @@ def clio_server() -> Iterator[Sandbox]:
     app = create_app(state)
     server, thread, url = _serve(app, date_header=False)
     yield Sandbox(url, state, app)
+    from casebridge.sync.runtime import close_all
+
+    close_all()
     server.should_exit = True
     thread.join(timeout=10)
 

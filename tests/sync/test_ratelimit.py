@@ -24,7 +24,6 @@ def _connection(backend: Backend) -> uuid.UUID:
             client_secret_encrypted="x",
             redirect_uri="http://x/cb",
             settings={},
-            webhook_key=uuid.uuid4().hex,
         )
         session.add(conn)
         session.flush()

@@ -49,8 +49,6 @@ class Connection(IdMixin, TimestampMixin, VersionedMixin, Base):
     remote_user_name: Mapped[str | None] = mapped_column(String(300))
     remote_account_name: Mapped[str | None] = mapped_column(String(300))
     settings: Mapped[dict[str, Any]] = mapped_column(PortableJSON, default=dict)
-    # Part of every webhook URL we give Clio: deliveries to an unknown key are refused.
-    webhook_key: Mapped[str] = mapped_column(String(64), unique=True)
     connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -349,15 +349,7 @@ def _backfill_push(
     while True:
         after = progress.get("push_after")
         with unit_of_work(env.db.reader) as session:
-            unlinked = ~(
-                select(SyncLink.id)
-                .where(
-                    SyncLink.connection_id == connection_id,
-                    SyncLink.entity == entity,
-                    SyncLink.local_id == model.id,
-                )
-                .exists()
-            )
+            unlinked = repository.not_linked(connection_id, entity, model.id)
             stmt = (
                 select(model.id).where(model.archived_at.is_(None), unlinked).order_by(model.id).limit(_BATCH)
             )
@@ -409,15 +401,7 @@ def _backfill_pull(
     model = _LOCAL_MODELS[entity]
     local_index: dict[str, list[tuple[uuid.UUID, dict[str, Any]]]] = {}
     with unit_of_work(env.db.reader) as session:
-        unlinked = ~(
-            select(SyncLink.id)
-            .where(
-                SyncLink.connection_id == connection_id,
-                SyncLink.entity == entity,
-                SyncLink.local_id == model.id,
-            )
-            .exists()
-        )
+        unlinked = repository.not_linked(connection_id, entity, model.id)
         refs = Refs(session, connection_id, strict=False)
         for local_id in session.scalars(select(model.id).where(model.archived_at.is_(None), unlinked)):
             state = spec.local.read(session, local_id, refs)

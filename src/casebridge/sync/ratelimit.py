@@ -18,7 +18,6 @@ Until the remote has told us its limit we assume ``DEFAULT_LIMIT`` per ``DEFAULT
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -161,9 +160,3 @@ def view(session: Session, connection_id: uuid.UUID) -> BudgetView | None:
     if row is None:
         return None
     return BudgetView(row.limit, row.remaining, row.reset_at, row.in_flight, row.granted, row.limited)
-
-
-def seconds_until(moment: datetime | None) -> float:
-    if moment is None:
-        return 0.0
-    return max(0.0, math.ceil((moment - utcnow()).total_seconds() * 1000) / 1000)

@@ -81,6 +81,19 @@ def find(
     )
 
 
+def not_linked(connection_id: uuid.UUID, entity: str, local_id_column: Any) -> Any:
+    """A WHERE clause: the local record in ``local_id_column`` has no link in this connection."""
+    return ~(
+        select(SyncLink.id)
+        .where(
+            SyncLink.connection_id == connection_id,
+            SyncLink.entity == entity,
+            SyncLink.local_id == local_id_column,
+        )
+        .exists()
+    )
+
+
 def lock(session: Session, link_id: uuid.UUID) -> SyncLink | None:
     return session.scalar(
         select(SyncLink)

@@ -57,3 +57,11 @@ def clio_runtime(env: SyncEnv) -> Runtime:
     connector = env.connectors[VENDOR]
     assert isinstance(connector, ClioConnector)
     return connector.runtime
+
+
+def close_all() -> None:
+    """Close every process-wide HTTP client (at shutdown; tests call it when they stop the sandbox)."""
+    with _lock:
+        envs = list(_envs.values())
+    for env in envs:
+        clio_runtime(env).close()

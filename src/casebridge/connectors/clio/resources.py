@@ -299,26 +299,21 @@ class ClioMatters(_Resource):
     def _write(
         self, client: ClioClient, method: str, path: str, values: dict[str, Any], etag: str | None
     ) -> RemoteRecord:
-        try:
-            response = client.request(
-                method,
-                path,
-                params={"fields": self.fields},
-                json={"data": self.body(client, values)},
-                if_match=etag,
-            )
-        except NeedsPerson as exc:
-            if "Practice area" not in str(exc):
-                raise
-            self.forget_practice_areas(client.connection_id)  # deleted in Clio: look it up again
-            response = client.request(
-                method,
-                path,
-                params={"fields": self.fields},
-                json={"data": self.body(client, values)},
-                if_match=etag,
-            )
-        return self._parsed(response.json()["data"])
+        for attempt in (1, 2):
+            try:
+                response = client.request(
+                    method,
+                    path,
+                    params={"fields": self.fields},
+                    json={"data": self.body(client, values)},
+                    if_match=etag,
+                )
+                return self._parsed(response.json()["data"])
+            except NeedsPerson as exc:
+                if "Practice area" not in str(exc) or attempt == 2:
+                    raise
+                self.forget_practice_areas(client.connection_id)  # deleted in Clio: look it up again
+        raise AssertionError("unreachable")
 
     def create(self, client: ClioClient, values: dict[str, Any]) -> RemoteRecord:
         sent = {k: v for k, v in values.items() if k != "display_number"}

@@ -88,7 +88,6 @@ def begin(
         redirect_uri=redirect_uri,
         oauth_state=secrets.token_urlsafe(24),
         settings=(settings or SyncSettings()).model_dump(),
-        webhook_key=secrets.token_urlsafe(24),
     )
     session.add(conn)
     session.flush()
@@ -228,7 +227,3 @@ def disconnect(env: SyncEnv, connection_id: uuid.UUID) -> None:
         if sub is not None:
             sub.active = False
     subscribers_changed()
-
-
-def live_connection(session: Session) -> Connection | None:
-    return session.scalar(select(Connection).where(Connection.state == CONNECTED).limit(1))

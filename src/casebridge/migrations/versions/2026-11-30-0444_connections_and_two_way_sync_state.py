@@ -1,8 +1,8 @@
-"""sync
+"""connections and two-way sync state
 
-Revision ID: fe4d30c21741
+Revision ID: 9532d45aa89c
 Revises: 5b1f0c2a7d41
-Create Date: 2026-11-30 02:14:05.025715
+Create Date: 2026-11-30 04:44:20.285596
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 
 import casebridge.db.types
 
-revision: str = "fe4d30c21741"
+revision: str = "9532d45aa89c"
 down_revision: str | None = "5b1f0c2a7d41"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -45,7 +45,6 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column("webhook_key", sa.String(length=64), nullable=False),
         sa.Column("connected_at", casebridge.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("disconnected_at", casebridge.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
@@ -56,7 +55,6 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_connections")),
         sa.UniqueConstraint("oauth_state", name=op.f("uq_connections_oauth_state")),
-        sa.UniqueConstraint("webhook_key", name=op.f("uq_connections_webhook_key")),
     )
     with op.batch_alter_table("connections", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_connections_created_at"), ["created_at"], unique=False)
