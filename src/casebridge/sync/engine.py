@@ -87,6 +87,7 @@ class _View:
     settings: SyncSettings
     local: LocalState | None
     resolutions: dict[str, Any]
+    missing: NeedsDependency | None  # a reference of the local record not synced yet
 
 
 @dataclass
@@ -148,7 +149,9 @@ def _read(env: SyncEnv, session: Session, link: SyncLink) -> _View | None:
     if conn is None or conn.state != CONNECTED or link.state == UNLINKED:
         return None
     spec = env.specs[link.entity]
-    refs = Refs(session, conn.id)
+    # Read loosely: a reference not synced yet matters only when the values are written or compared
+    # (then ``missing`` is raised); a delete, say, needs no synced client.
+    refs = Refs(session, conn.id, strict=False)
     local = spec.local.read(session, link.local_id, refs) if link.local_id is not None else None
     resolutions = {
         c.field: c.resolved_value for c in repository.conflicts_of(session, link.id) if c.state == "resolved"
@@ -172,6 +175,7 @@ def _read(env: SyncEnv, session: Session, link: SyncLink) -> _View | None:
         settings=SyncSettings.model_validate(conn.settings or {}),
         local=local,
         resolutions=resolutions,
+        missing=refs.missing[0] if refs.missing else None,
     )
 
 
@@ -189,7 +193,10 @@ def _round(
     connector = env.connectors[view.vendor]
     remote = connector.remote(view.entity)
     client = connector.client(view.connection_id, bulk=bulk, calls=st.calls)
+    live_local = view.local is not None and not view.local.archived
     if view.remote_id is None:
+        if live_local and view.missing is not None:
+            raise view.missing
         _create_remote(env, view, spec, remote, client, trigger, st)
         return
     if view.local_id is None:
@@ -199,9 +206,11 @@ def _round(
     if current is None:
         _remote_deleted(env, view, spec, trigger, st)
         return
-    if view.local is None or view.local.archived:
+    if not live_local:
         _local_deleted(env, view, spec, remote, client, trigger, st, current)
         return
+    if view.missing is not None:
+        raise view.missing
     _merge(env, view, spec, remote, client, trigger, st, current)
 
 
@@ -689,6 +698,14 @@ def _sync_dependency(
             )
         target_id = target.id
     reconcile(env, target_id, trigger="dependency", owner=owner, bulk=bulk, depth=depth + 1)
+    with unit_of_work(env.db.reader) as session:
+        after = session.get(SyncLink, target_id)
+        if after is not None and after.state == UNLINKED:
+            # It could not be synced (archived here and deleted in Clio, say): looping cannot help.
+            raise NeedsPerson(
+                f"the {dep.entity} this record refers to cannot be synced ({after.unlinked_reason}); "
+                f"restore it or refer to another {dep.entity}"
+            )
 
 
 def _record_failure(env: SyncEnv, link_id: uuid.UUID, exc: SyncError, trigger: str, st: _Round) -> None:

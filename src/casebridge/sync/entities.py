@@ -52,7 +52,8 @@ class Refs:
     def __init__(self, session: Session, connection_id: uuid.UUID, *, strict: bool = True) -> None:
         self.session = session
         self.connection_id = connection_id
-        self.strict = strict  # False: an unsynced reference reads as None instead of raising
+        self.strict = strict  # False: an unsynced reference reads as None and is noted in ``missing``
+        self.missing: list[NeedsDependency] = []
 
     def remote_id(self, entity: str, local_id: uuid.UUID) -> int | None:
         rid = self.session.scalar(
@@ -65,6 +66,7 @@ class Refs:
         )
         if rid is None:
             if not self.strict:
+                self.missing.append(NeedsDependency(entity, local_id=local_id))
                 return None
             raise NeedsDependency(entity, local_id=local_id)
         return int(rid)
