@@ -93,6 +93,52 @@ def test_a_field_changed_on_both_sides_is_held_then_resolved(connected: Connecte
     assert bad.status_code == 422
 
 
+def test_a_matter_conflict_is_settled_by_picking_a_side_and_a_bad_value_is_refused(
+    connected: Connected,
+) -> None:
+    client = create_contact(connected.api, first_name="Pick", last_name="Side")
+    matter = create_matter(connected.api, client_id=client["id"], title="Original title")
+    remote_id = connected.remote_id("matter", matter["id"])
+    connected.settle()
+    with connected.workers.paused():
+        r = connected.api.patch(f"/api/v1/matters/{matter['id']}", json={"title": "Title here"})
+        assert r.status_code == 200, r.text
+        r = connected.clio.user.patch(
+            f"/matters/{remote_id}", json={"data": {"description": "Title in Clio"}}
+        )
+        assert r.status_code == 200, r.text
+    status = connected.wait(
+        lambda: (s := connected.status("matter", matter["id"]))["state"] == "conflict" and s,
+        what="the conflict",
+    )
+    (conflict,) = [c for c in status["conflicts"] if c["state"] == "open"]
+    assert (conflict["field"], conflict["local_value"], conflict["remote_value"]) == (
+        "title",
+        "Title here",
+        "Title in Clio",
+    )
+    url = f"/api/v1/sync/conflicts/{conflict['id']}/resolve"
+    for bad in (5, "  ", ["a list"]):
+        r = connected.api.post(url, json={"value": bad})
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert [e["field"] for e in r.json()["errors"]] == ["body.value"]
+    # Nothing was taken from the refused attempts: the conflict is still open.
+    assert [
+        c["id"] for c in connected.api.get(f"/api/v1/connections/{connected.id}/conflicts").json()["data"]
+    ] == [conflict["id"]]
+    r = connected.api.post(url, json={"pick": "clio"})
+    assert r.status_code == 200, r.text
+    assert r.json()["resolution"] == "clio"
+    wait_for(
+        lambda: connected.api.get(f"/api/v1/matters/{matter['id']}").json()["title"] == "Title in Clio",
+        what="Clio's title here",
+    )
+    connected.settle()
+    assert connected.status("matter", matter["id"])["state"] == "linked"
+    assert [m["description"] for m in connected.clio.records("matters")] == ["Title in Clio"]
+
+
 @pytest.mark.parametrize(
     ("policy", "winner"), [("casebridge_wins", "Casebridge"), ("clio_wins", "Clio"), ("newest_wins", "Clio")]
 )
@@ -164,7 +210,9 @@ def test_ignore_keeps_the_link_through_an_archive(connected: Connected) -> None:
     connected.settle()
     assert connected.api.delete(f"/api/v1/contacts/{contact['id']}").status_code == 200
     connected.settle()
-    assert connected.status("contact", contact["id"])["state"] == "linked"
+    status = connected.status("contact", contact["id"])
+    assert status["state"] == "linked"
+    assert "delete policy is ignore" in status["journal"][0]["summary"]  # said on the record
     assert connected.clio.user.get(f"/contacts/{remote_id}").status_code == 200
     assert connected.api.post(f"/api/v1/contacts/{contact['id']}/restore").status_code == 200
     r = connected.api.patch(f"/api/v1/contacts/{contact['id']}", json={"first_name": "Back"})

@@ -3,6 +3,7 @@ grant and re-authorization, disconnecting, bad input, and the health report."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -36,6 +37,13 @@ def test_the_connection_reads_who_authorized_it(connected: Connected) -> None:
     token, expires = _tokens(connected)
     assert token
     assert expires > utcnow() + timedelta(days=29)  # Clio's 30-day tokens
+    with unit_of_work(connected.backend.db.reader) as session:  # at rest, only ciphertext
+        stored = session.get(Connection, uuid.UUID(connected.id))
+        assert stored is not None
+        assert stored.access_token_encrypted is not None
+        assert stored.refresh_token_encrypted is not None
+        assert token not in stored.access_token_encrypted
+        assert CLIENT_SECRET not in stored.client_secret_encrypted
 
 
 def test_a_token_near_its_expiry_is_refreshed_first(connected: Connected) -> None:
@@ -83,7 +91,9 @@ def test_a_revoked_grant_waits_for_reauthorization_then_catches_up(connected: Co
         ),
         what="the connection to need authorization",
     )
-    assert connected.health()["healthy"] is False
+    health = connected.health()
+    assert health["healthy"] is False
+    assert health["rate_limit"]["in_flight"] == 0  # the refresh that failed gave its permit back
     r = connected.api.post(f"/api/v1/connections/{connected.id}/authorize")
     assert r.status_code == 200, r.text
     with httpx.Client(follow_redirects=True, timeout=30) as browser:
@@ -166,3 +176,50 @@ def test_health_reports_webhooks_polls_budget_and_records(connected: Connected) 
     assert health["rate_limit"]["requests_sent"] > 0
     assert health["links"]["contact"]["linked"] >= 1
     assert health["open_conflicts"] == 0
+    assert health["lag_seconds"] == 0
+    # A change from Clio waits while no worker runs: the lag shows how long.
+    remote_id = connected.clio.records("contacts")[0]["id"]
+    with connected.workers.paused():
+        r = connected.clio.user.patch(f"/contacts/{remote_id}", json={"data": {"first_name": "Lagging"}})
+        assert r.status_code == 200, r.text
+        wait_for(lambda: connected.health()["queue"].get("sync.reconcile"), what="the webhook's reconcile")
+        time.sleep(1.2)
+        assert connected.health()["lag_seconds"] >= 1.0
+    connected.settle()
+    assert connected.health()["lag_seconds"] == 0
+
+
+def test_a_record_clio_keeps_failing_shows_its_error_and_next_retry_then_recovers(
+    connected: Connected,
+) -> None:
+    connected.settle()
+    connected.clio.faults(error_rate=1.0)  # every API request answered 500/502/503
+    contact = create_contact(connected.api, first_name="Often", last_name="Refused")
+    status = connected.wait(
+        lambda: (s := connected.status("contact", contact["id"]))["state"] == "error" and s,
+        what="the link to show its error",
+    )
+    link = status["link"]
+    assert link["error_count"] >= 3
+    # The first attempt's POST may have reached Clio: the next ones look for the record first.
+    assert "/contacts answered 50" in link["error"]
+    assert link["next_retry_at"] is not None
+    errors = [j for j in status["journal"] if j["action"] == "error"]
+    assert errors
+    calls = [call for j in errors for call in j["detail"]["calls"]]
+    assert calls[-1].startswith("POST /contacts 50")  # the oldest entry: the first attempt's create
+    assert all(" /contacts 50" in call for call in calls)
+    health = connected.health()
+    assert any(e["summary"] == errors[0]["summary"] for e in health["recent_errors"])
+    assert health["links"]["contact"]["error"] == 1
+    assert health["healthy"] is False
+
+    connected.clio.faults()
+    r = connected.api.post(f"/api/v1/connections/{connected.id}/links/{link['id']}/retry")
+    assert r.status_code == 202, r.text
+    remote_id = connected.remote_id("contact", contact["id"])
+    connected.settle()
+    after = connected.status("contact", contact["id"])
+    assert after["state"] == "linked"
+    assert (after["link"]["error"], after["link"]["next_retry_at"]) == (None, None)
+    assert [c["id"] for c in connected.clio.records("contacts")] == [remote_id]

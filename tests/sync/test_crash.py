@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from tests.factories import create_contact, create_matter
@@ -99,3 +101,67 @@ def test_a_matter_survives_the_same_crash(connected: Connected, tmp_path: Path) 
     matters = connected.clio.records("matters")
     assert [(m["id"], m["description"]) for m in matters] == [(remote_id, "Crash-tested purchase")]
     assert connected.api.get(f"/api/v1/matters/{matter['id']}").json()["display_number"] == "00001-Client"
+
+
+def test_a_long_outage_after_the_crash_neither_duplicates_nor_loses_the_edit_made_meanwhile(
+    connected: Connected, tmp_path: Path
+) -> None:
+    """The worker dies after Clio's 201 and stays down for an hour; meanwhile the contact is edited
+    here and Clio's webhook about the new contact arrives. Whichever runs first, the Clio record made
+    before the crash is adopted (not made again, not copied back here) and the edit reaches Clio."""
+    from sqlalchemy import select
+
+    from casebridge.db.session import unit_of_work
+    from casebridge.models import SyncLink
+    from casebridge.sync.engine import reconcile
+    from casebridge.sync.runtime import sync_env
+
+    connected.settle()
+    connected.workers.stop()
+    contact = create_contact(connected.api, first_name="Before", last_name="Outage")
+    proc = _crashing_worker(connected, tmp_path / "worker.log")
+    try:
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    [remote] = connected.clio.records("contacts")
+
+    def placeholder() -> uuid.UUID | None:
+        with unit_of_work(connected.backend.db.reader) as session:
+            return session.scalar(
+                select(SyncLink.id).where(SyncLink.remote_id == remote["id"], SyncLink.local_id.is_(None))
+            )
+
+    placeholder_id = connected.wait(placeholder, what="Clio's webhook about the new contact")
+    r = connected.api.patch(f"/api/v1/contacts/{contact['id']}", json={"first_name": "During"})
+    assert r.status_code == 200, r.text
+    with unit_of_work(connected.backend.db.writer) as session:  # an hour passes
+        link = session.scalar(select(SyncLink).where(SyncLink.local_id == uuid.UUID(contact["id"])))
+        assert link is not None
+        assert link.intent is not None
+        link.intent = {
+            **link.intent,
+            "at": (datetime.fromisoformat(link.intent["at"]) - timedelta(hours=1)).isoformat(),
+        }
+
+    # The webhook's reconcile goes first: it must wait for the create in flight, not copy it here.
+    env = sync_env(connected.backend.db, connected.backend.settings)
+    reconcile(env, placeholder_id, trigger="test", owner="test")
+    assert len(connected.api.get("/api/v1/contacts", params={"q": "Outage"}).json()["data"]) == 1
+    journal = [j["action"] for j in connected.status("contact", contact["id"])["journal"]]
+    assert "create_remote" not in journal
+
+    connected.workers.start()
+    remote_id = connected.remote_id("contact", contact["id"], timeout=30)
+    assert remote_id == remote["id"]
+    connected.wait(
+        lambda: [c["first_name"] for c in connected.clio.records("contacts")] == ["During"],
+        what="the edit made during the outage to reach Clio",
+    )
+    connected.settle()
+    assert [(c["id"], c["first_name"]) for c in connected.clio.records("contacts")] == [(remote_id, "During")]
+    here = connected.api.get("/api/v1/contacts", params={"q": "Outage"}).json()["data"]
+    assert [(c["id"], c["first_name"]) for c in here] == [(contact["id"], "During")]
+    assert placeholder() is None  # taken in by the link that made the record

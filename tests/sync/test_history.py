@@ -102,6 +102,52 @@ def test_a_backfill_links_what_both_sides_have_and_copies_the_rest(
     assert again.status_code == 202, again.text
 
 
+def test_history_in_clio_stays_there_until_asked_for_even_when_listed_or_edited(
+    clio: Clio, api: httpx.Client, sync_worker: Workers, live_server: LiveServer, clean: Backend
+) -> None:
+    """A full reconcile lists every Clio record and a poll sees every edit; neither brings over a record
+    from before the connection (that is a backfill's job, which matches it with ours first: here the
+    same person exists on both sides). A record made in Clio after connecting comes over."""
+    create_contact(api, first_name="Ann", last_name="Old", emails=[{"address": "ann@old.example"}])
+    old = _clio(
+        clio,
+        "/contacts",
+        {
+            "type": "Person",
+            "first_name": "Ann",
+            "last_name": "Old",
+            "email_addresses": [{"name": "Work", "address": "ann@old.example"}],
+        },
+    )
+    connected = _connect_later(clio, api, live_server, clean, sync_worker)
+    r = clio.user.patch(f"/contacts/{old['id']}", json={"data": {"middle_name": "Edited"}})
+    assert r.status_code == 200, r.text
+    new = _clio(clio, "/contacts", {"type": "Person", "first_name": "Ned", "last_name": "New"})
+    connected.run_now("sync.poll")  # (the webhooks may still be in their handshake)
+    connected.local_id("contact", new["id"])
+    connected.run_now("sync.poll")
+    connected.run_now("sync.full")
+    connected.settle(also=("sync.poll", "sync.full"))
+    assert _names(api.get("/api/v1/contacts", params={"limit": 200}).json()["data"]) == ["Ann Old", "Ned New"]
+    links = api.get(f"/api/v1/connections/{connected.id}/links", params={"entity": "contact"}).json()["data"]
+    assert [link["remote_id"] for link in links] == [new["id"]]
+
+    r = api.post(
+        f"/api/v1/connections/{connected.id}/backfill", json={"entity": "contact", "direction": "both"}
+    )
+    assert r.status_code == 202, r.text
+    connected.wait(
+        lambda: (
+            next(s for s in connected.health()["streams"] if s["entity"] == "contact")["backfill"] or {}
+        ).get("finished_at"),
+        30,
+        "the backfill",
+    )
+    connected.settle()
+    assert _names(api.get("/api/v1/contacts", params={"limit": 200}).json()["data"]) == ["Ann Old", "Ned New"]
+    assert _names(connected.clio.records("contacts")) == ["Ann Old", "Ned New"]
+
+
 def test_a_pre_existing_matter_is_linked_to_its_clio_matter_by_hand(
     clio: Clio, api: httpx.Client, sync_worker: Workers, live_server: LiveServer, clean: Backend
 ) -> None:

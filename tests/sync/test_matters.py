@@ -127,3 +127,24 @@ def _forget_link(connected: Connected, contact_id: str) -> None:
     with unit_of_work(connected.backend.db.writer) as session:
         session.execute(delete(SyncLink).where(SyncLink.local_id == uuid.UUID(contact_id)))
     assert connected.clio.user.delete(f"/contacts/{remote_id}").status_code == 204
+
+
+def test_a_client_archived_here_before_it_synced_comes_back_for_its_live_matter(connected: Connected) -> None:
+    """In Clio a matter's client cannot be deleted; here a case handler archived the client of a live
+    matter before either had synced. The archive cannot stand: the client is restored (and says why),
+    then both are created in Clio."""
+    connected.settle()
+    with connected.workers.paused():
+        client = create_contact(connected.api, first_name="Archived", last_name="Early")
+        matter = create_matter(connected.api, client_id=client["id"], title="Needs its client")
+        r = connected.api.delete(f"/api/v1/contacts/{client['id']}")
+        assert r.status_code == 200, r.text
+    remote_matter = connected.remote_id("matter", matter["id"], timeout=30)
+    remote_client = connected.remote_id("contact", client["id"])
+    connected.settle()
+    assert _clio_matter(connected, remote_matter)["client"]["id"] == remote_client
+    assert connected.api.get(f"/api/v1/contacts/{client['id']}").json()["archived_at"] is None
+    journal = connected.status("contact", client["id"])["journal"]
+    restored = [j for j in journal if j["action"] == "restore_local"]
+    assert restored
+    assert "refers to it" in restored[0]["summary"]

@@ -40,6 +40,35 @@ def test_no_base_means_differences_are_conflicts() -> None:
     assert (newest[0].action, newest[0].value) == ("push", "1")
 
 
+def test_a_coupled_field_is_held_with_the_field_it_goes_with() -> None:
+    # Status changed on both sides (held); Clio's close date alone would be pulled onto an open matter.
+    base = {"status": "open", "close_date": None}
+    local = {"status": "pending", "close_date": None}
+    remote = {"status": "closed", "close_date": "2026-11-30"}
+    plain = {d.field: d.action for d in decide(("status", "close_date"), base, local, remote)}
+    assert plain == {"status": "conflict", "close_date": "pull"}
+    got = {
+        d.field: d
+        for d in decide(("status", "close_date"), base, local, remote, coupled={"close_date": "status"})
+    }
+    assert (got["status"].action, got["close_date"].action) == ("conflict", "conflict")
+    assert got["close_date"].value is None  # the base stays
+    assert "status" in got["close_date"].why
+    # Once the status is settled (a person resolved it), the close date follows as usual.
+    settled = {
+        d.field: d.action
+        for d in decide(
+            ("status", "close_date"),
+            base,
+            local,
+            remote,
+            coupled={"close_date": "status"},
+            resolutions={"status": "closed"},
+        )
+    }
+    assert settled == {"status": "pull", "close_date": "pull"}
+
+
 @given(base=record, local=record, remote=record, policy=st.sampled_from(POLICIES), newer=st.booleans())
 def test_after_applying_the_decisions_both_sides_agree(
     base: dict[str, Any], local: dict[str, Any], remote: dict[str, Any], policy: Any, newer: bool

@@ -50,6 +50,8 @@ class Connection(IdMixin, TimestampMixin, VersionedMixin, Base):
     remote_account_name: Mapped[str | None] = mapped_column(String(300))
     settings: Mapped[dict[str, Any]] = mapped_column(PortableJSON, default=dict)
     connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # On Clio's clock: Clio records created before this are history, synced only on request (backfill).
+    history_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

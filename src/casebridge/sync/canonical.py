@@ -16,6 +16,7 @@ Matter: ``title``, ``status`` (open|pending|closed), ``open_date``, ``pending_da
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 from typing import Any
 
 CONTACT_FIELDS = (
@@ -183,3 +184,42 @@ def same_record(entity: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
         if mine and theirs and mine != theirs:
             return False
     return True
+
+
+# --- a value a person gives (resolving a conflict) -------------------------------------------------
+
+_LISTS = {"emails": (emails, "address"), "phones": (phones, "number"), "addresses": (addresses, None)}
+_DATES = ("open_date", "pending_date", "close_date")
+
+
+def given(entity: str, name: str, value: Any) -> Any:
+    """A field's value as a person typed it, in canonical form; ValueError saying what is wrong."""
+    fields = CONTACT_FIELDS if entity == "contact" else MATTER_FIELDS
+    if name not in fields:
+        raise ValueError(f"{entity}s have no synced field {name}")
+    if name in _LISTS:
+        shape, required = _LISTS[name]
+        if not isinstance(value, list) or not all(isinstance(i, dict) for i in value):
+            raise ValueError(f"{name} is a list of objects")
+        if required and any(not text(i.get(required)) for i in value):
+            raise ValueError(f"every item of {name} needs its {required}")
+        return shape(value)
+    if name == "client":
+        if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            return value
+        raise ValueError("client is the Clio id of the client contact (a positive integer)")
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{name} is text")
+    out = text(value)
+    if name == "kind" and out not in ("person", "company"):
+        raise ValueError("kind is person or company")
+    if name == "status" and (out or "").lower() not in ("open", "pending", "closed"):
+        raise ValueError("status is open, pending or closed")
+    if name in _DATES and out is not None:
+        try:
+            date.fromisoformat(out)
+        except ValueError:
+            raise ValueError(f"{name} is a date, YYYY-MM-DD") from None
+    if name in ("title", "display_number", "status") and out is None:
+        raise ValueError(f"{name} cannot be empty")
+    return out.lower() if name == "status" and out else out

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from casebridge.db.session import unit_of_work
 from casebridge.db.types import utcnow
-from casebridge.jobs import queue
 from casebridge.models import Connection, Contact, Matter, SyncLink, SyncStream
 from casebridge.models.sync import CONNECTED, ERROR, PENDING, UNLINKED
 from casebridge.sync import canonical, repository
@@ -28,24 +27,8 @@ from casebridge.sync.settings import SyncSettings
 
 log = logging.getLogger("casebridge.sync")
 
-RECONCILE = "sync.reconcile"
-
-
-def enqueue_reconcile(session: Session, link_id: uuid.UUID, *, trigger: str, delay: float = 0.0) -> None:
-    """One reconcile per link waits at a time (later triggers merge into it and bring it forward);
-    one runs at a time."""
-    key = f"sync:{link_id}"
-    queue.enqueue(
-        session,
-        RECONCILE,
-        {"link_id": str(link_id), "trigger": trigger},
-        priority=queue.INTERACTIVE,
-        run_at=utcnow() + timedelta(seconds=delay) if delay else None,
-        unique_key=key,
-        concurrency_key=key,
-        max_attempts=25,
-        expedite=True,
-    )
+RECONCILE = repository.RECONCILE
+enqueue_reconcile = repository.enqueue_reconcile
 
 
 def observe(
@@ -57,9 +40,16 @@ def observe(
     trigger: str,
     seen_at: datetime | None = None,
 ) -> bool:
-    """Record a remote record we were shown; True when a reconcile was enqueued."""
+    """Record a remote record we were shown; True when a reconcile was enqueued.
+
+    A record we have no link for is new to us: it is synced when it was created after the connection
+    began. One from before (a poll or full reconcile lists it, or it was edited) is history, as our own
+    records from before are: a backfill or a link by hand syncs it, matching it with ours first, so
+    history never arrives by itself as duplicates of records both sides already have."""
     link = repository.find(session, connection_id, spec.name, remote_id=record.remote_id)
     new = link is None
+    if link is None and _history(session, connection_id, record):
+        return False
     if link is None:
         link = repository.ensure_link(session, connection_id, spec.name, remote_id=record.remote_id)
     if seen_at is not None:
@@ -80,6 +70,13 @@ def observe(
         return False  # what both sides already agree on (our own write coming back): nothing to do
     enqueue_reconcile(session, link.id, trigger=trigger)
     return True
+
+
+def _history(session: Session, connection_id: uuid.UUID, record: RemoteRecord) -> bool:
+    """Whether a remote record was created before the connection began (on the remote's clock)."""
+    conn = session.get(Connection, connection_id)
+    boundary = conn.history_before if conn is not None else None
+    return boundary is not None and record.created_at is not None and record.created_at < boundary
 
 
 def signal_changed(

@@ -70,6 +70,7 @@ class _View:
     """What a round read, detached from its session."""
 
     link_id: uuid.UUID
+    owner: str  # whose lease this round runs under
     connection_id: uuid.UUID
     connection_name: str
     vendor: str
@@ -144,7 +145,7 @@ def reconcile(
 # --- one round ------------------------------------------------------------------------------------
 
 
-def _read(env: SyncEnv, session: Session, link: SyncLink) -> _View | None:
+def _read(env: SyncEnv, session: Session, link: SyncLink, owner: str) -> _View | None:
     conn = session.get(Connection, link.connection_id)
     if conn is None or conn.state != CONNECTED or link.state == UNLINKED:
         return None
@@ -158,6 +159,7 @@ def _read(env: SyncEnv, session: Session, link: SyncLink) -> _View | None:
     }
     return _View(
         link_id=link.id,
+        owner=owner,
         connection_id=conn.id,
         connection_name=conn.name,
         vendor=conn.vendor,
@@ -186,7 +188,7 @@ def _round(
         link = session.get(SyncLink, link_id)
         if link is None:
             return
-        view = _read(env, session, link)
+        view = _read(env, session, link, owner)
     if view is None:
         return
     spec = env.specs[view.entity]
@@ -252,6 +254,11 @@ def _commit_link(
             link = repository.lock(session, view.link_id)
             if link is None:
                 return
+            if link.lease_owner != view.owner:
+                # Our lease ran out (a long wait for the rate limit) and another worker took the record:
+                # it carries on from what is recorded (an intent makes it look before creating again).
+                raise LeaseBusy(f"link {view.link_id} was taken over by another worker")
+            link.lease_until = utcnow() + repository.LEASE
             write(session, link)
     except BaseException:
         if st is not None:
@@ -289,6 +296,7 @@ def _create_remote(
     values = {f: local.values[f] for f in spec.fields if f not in spec.pull_only}
     created: RemoteRecord | None = None
     how = "created"
+    sent = values  # what the record in Clio was made from: the merge base
     if view.intent is not None:
         # A create may have happened without us recording it: look before creating again.
         since = datetime.fromisoformat(view.intent["at"]) - CREATE_SEARCH_MARGIN
@@ -298,6 +306,8 @@ def _create_remote(
         ]
         if found:
             created, how = min(found, key=lambda r: r.remote_id), "found (created by an earlier attempt)"
+            # Made from the values of that attempt: an edit here since then is pushed by the next round.
+            sent = dict(view.intent["values"])
     if created is None:
         intent = {"at": utcnow().isoformat(), "values": values}
 
@@ -318,7 +328,7 @@ def _create_remote(
         _absorb(session, link, record.remote_id)
         link.remote_id = record.remote_id
         repository.advance_snapshot(link, record, authoritative=True, read_etag=view.snapshot_etag)
-        link.base = {f: values[f] for f in spec.merged if f in values}
+        link.base = {f: sent[f] for f in spec.merged if f in sent}
         link.intent = None
         link.state = LINKED
         _settled(link, utcnow())
@@ -328,7 +338,7 @@ def _create_remote(
             trigger=trigger,
             action="create_remote",
             summary=f"{how} in Clio as {spec.name} {record.remote_id}",
-            detail={"sent": values, "calls": _calls(st)},
+            detail={"sent": sent, "calls": _calls(st)},
         )
 
     _commit_link(env, view, finish, st)
@@ -381,15 +391,29 @@ def _create_local(
         return
 
     with unit_of_work(env.db.reader) as session:
-        since = utcnow() - CREATE_SEARCH_MARGIN
         ours = [
-            v
-            for v in repository.open_intents(session, view.connection_id, view.entity, since)
+            link_id
+            for link_id, v in repository.open_intents(session, view.connection_id, view.entity)
             if all(record.values.get(f) == v.get(f) for f in v if f not in spec.pull_only)
         ]
     if ours:
-        # Probably our own create coming back before we recorded it: that reconcile links it.
-        raise LeaseBusy(f"a create of this {view.entity} in Clio is being recorded")
+        # Probably our own create, made by a reconcile that has not recorded it yet (or died before it
+        # could): that link's reconcile finds the record and takes this placeholder in. Ask for it now;
+        # this link stays pending (and is looked at again later if nothing takes it).
+        def wait(session: Session, link: SyncLink) -> None:
+            for link_id in ours:
+                repository.enqueue_reconcile(session, link_id, trigger="found-by-placeholder")
+            repository.journal(
+                session,
+                link,
+                trigger=trigger,
+                action="wait",
+                summary=f"a create of this {view.entity} in Clio is being recorded by another link",
+                detail={"links": [str(i) for i in ours], "calls": _calls(st)},
+            )
+
+        _commit_link(env, view, wait, st)
+        return
 
     def create(session: Session, link: SyncLink) -> None:
         refs = Refs(session, view.connection_id)
@@ -465,6 +489,20 @@ def _local_deleted(
 ) -> None:
     policy = view.settings.on_delete(view.entity)
     if policy == "ignore":
+
+        def note(session: Session, link: SyncLink) -> None:
+            _settled(link, utcnow())
+            repository.journal(
+                session,
+                link,
+                trigger=trigger,
+                action="skip",
+                summary="archived in Casebridge: the delete policy is ignore, so Clio keeps it and the link "
+                "stays; nothing syncs until it is restored here",
+                detail={"policy": policy, "calls": _calls(st)},
+            )
+
+        _commit_link(env, view, note, st)
         return
     if policy == "propagate":
         try:
@@ -546,6 +584,7 @@ def _merge(
         # Clio's timestamps are whole seconds: compare at that precision; a tie goes to Clio.
         local_is_newer=local.updated_at.replace(microsecond=0) > current.updated_at,
         resolutions=view.resolutions,
+        coupled=spec.coupled,
     )
     pushes = {d.field: d.value for d in decisions if d.push and d.field not in spec.pull_only}
     final = current
@@ -684,10 +723,6 @@ def _sync_dependency(
                     "sync it again, or turn on auto_sync_clients"
                 )
             repository.resync(target)
-            if dep.remote_id is not None and target.local_id is not None:
-                # A Clio record that uses it (a matter's client): it comes back here too.
-                set_actor(session, sync_principal(conn.id, conn.name), None)
-                env.specs[dep.entity].local.restore(session, target.local_id)
             repository.journal(
                 session,
                 target,
@@ -696,6 +731,25 @@ def _sync_dependency(
                 summary=f"synced again: {link.entity} {link.local_id or link.remote_id} refers to it",
                 detail={},
             )
+        if target.local_id is not None and settings.auto_sync_clients:
+            # A live record uses it (a matter, here or in Clio, whose client was archived here): the
+            # archive cannot stand — in Clio a matter's client cannot be deleted — so it is undone.
+            state = env.specs[dep.entity].local.read(
+                session, target.local_id, Refs(session, conn.id, strict=False)
+            )
+            if state is not None and state.archived:
+                set_actor(session, sync_principal(conn.id, conn.name), None)
+                env.specs[dep.entity].local.restore(session, target.local_id)
+                if target.state == UNLINKED:
+                    repository.resync(target)
+                repository.journal(
+                    session,
+                    target,
+                    trigger="dependency",
+                    action="restore_local",
+                    summary=f"restored in Casebridge: {link.entity} {link.local_id or link.remote_id} refers to it",
+                    detail={},
+                )
         target_id = target.id
     reconcile(env, target_id, trigger="dependency", owner=owner, bulk=bulk, depth=depth + 1)
     with unit_of_work(env.db.reader) as session:
@@ -718,7 +772,7 @@ def _record_failure(env: SyncEnv, link_id: uuid.UUID, exc: SyncError, trigger: s
             return
         if isinstance(exc, Unauthorized):
             conn = session.get(Connection, link.connection_id)
-            if conn is not None:
+            if conn is not None and conn.state == CONNECTED:  # not one disconnected while we worked
                 conn.state = NEEDS_REAUTHORIZATION
                 conn.last_error, conn.last_error_at = str(exc), now
         link.error_count += 1
@@ -726,8 +780,10 @@ def _record_failure(env: SyncEnv, link_id: uuid.UUID, exc: SyncError, trigger: s
         if isinstance(exc, NeedsPerson) or link.error_count >= 3:
             link.state = ERROR if link.state != UNLINKED else UNLINKED
         # A refusal is retried slowly (its cause may be fixed elsewhere); anything else with backoff.
+        # (10 minutes, 20, 40, … up to 6 hours; 2 s, 4 s, … for the rest.)
         base = 600 if isinstance(exc, NeedsPerson) else 1
-        link.next_retry_at = now + timedelta(seconds=min(6 * 3600, base * 2 ** min(link.error_count, 12)))
+        step = 2 ** min(link.error_count - 1 if base > 1 else link.error_count, 12)
+        link.next_retry_at = now + timedelta(seconds=min(6 * 3600, base * step))
         repository.journal(
             session,
             link,

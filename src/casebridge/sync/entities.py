@@ -135,6 +135,8 @@ class EntitySpec:
     pull_only: tuple[str, ...] = ()  # written by the remote side only (a matter's display_number)
     create_only: tuple[str, ...] = ()  # fixed once created (a contact's kind)
     references: dict[str, str] = field(default_factory=dict)  # field -> the entity it refers to
+    # field -> the field it goes with: held for review whenever that one is (a close date and the status)
+    coupled: dict[str, str] = field(default_factory=dict)
 
     @property
     def merged(self) -> tuple[str, ...]:

@@ -8,6 +8,9 @@
 | local == base               | pull                                      |
 | remote == base              | push                                      |
 | both changed (or no base)   | the conflict policy decides               |
+
+A coupled field (a matter's close date, which only a closed matter has) is held whenever the field it
+goes with is: writing one without the other would make a record neither side accepts.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ def decide(
     pull_only: tuple[str, ...] = (),
     local_is_newer: bool = False,
     resolutions: Mapping[str, Any] | None = None,
+    coupled: Mapping[str, str] | None = None,
 ) -> list[Decision]:
     decisions = []
     resolutions = resolutions or {}
@@ -87,4 +91,10 @@ def decide(
                     decisions.append(make(False, True, rv, f"{why}: Clio's change is newer"))
             else:
                 decisions.append(make(False, False, shown_base, f"{why}: held for review", held=True))
+    held = {d.field for d in decisions if d.held}
+    for n, d in enumerate(decisions):
+        goes_with = (coupled or {}).get(d.field)
+        if goes_with in held and not d.held and d.action != "same":
+            why = f"held with {goes_with}, which it goes with"
+            decisions[n] = Decision(d.field, False, False, True, d.base, d.local, d.remote, d.base, why)
     return decisions

@@ -11,11 +11,31 @@ from sqlalchemy.orm import Session
 
 from casebridge.db.session import dialect_insert
 from casebridge.db.types import utcnow
-from casebridge.models import SyncConflict, SyncJournal, SyncLink
+from casebridge.jobs import queue
+from casebridge.models import Job, SyncConflict, SyncJournal, SyncLink
+from casebridge.models.job import RUNNING
 from casebridge.models.sync import PENDING
 from casebridge.sync.entities import RemoteRecord
 
 LEASE = timedelta(seconds=120)
+RECONCILE = "sync.reconcile"
+
+
+def enqueue_reconcile(session: Session, link_id: uuid.UUID, *, trigger: str, delay: float = 0.0) -> None:
+    """One reconcile per link waits at a time (later triggers merge into it and bring it forward);
+    one runs at a time."""
+    key = f"sync:{link_id}"
+    queue.enqueue(
+        session,
+        RECONCILE,
+        {"link_id": str(link_id), "trigger": trigger},
+        priority=queue.INTERACTIVE,
+        run_at=utcnow() + timedelta(seconds=delay) if delay else None,
+        unique_key=key,
+        concurrency_key=key,
+        max_attempts=25,
+        expedite=True,
+    )
 
 
 def ensure_link(
@@ -104,17 +124,33 @@ def lock(session: Session, link_id: uuid.UUID) -> SyncLink | None:
 
 
 def claim(session: Session, link_id: uuid.UUID, owner: str) -> bool:
-    """Take the link's lease: free, expired, or already ours (a retried job reclaims its own)."""
+    """Take the link's lease: free, expired, already ours (a retried job reclaims its own), or held by
+    a job that is no longer running (its worker died and the job was rescued, or merged into ours)."""
     now = utcnow()
-    result = session.execute(
-        update(SyncLink)
-        .where(
-            SyncLink.id == link_id,
-            or_(SyncLink.lease_owner.is_(None), SyncLink.lease_owner == owner, SyncLink.lease_until < now),
+
+    def take(*condition: Any) -> bool:
+        result = session.execute(
+            update(SyncLink)
+            .where(SyncLink.id == link_id, *condition)
+            .values(lease_owner=owner, lease_until=now + LEASE)
         )
-        .values(lease_owner=owner, lease_until=now + LEASE)
-    )
-    return bool(getattr(result, "rowcount", 0))
+        return bool(getattr(result, "rowcount", 0))
+
+    if take(or_(SyncLink.lease_owner.is_(None), SyncLink.lease_owner == owner, SyncLink.lease_until < now)):
+        return True
+    holder = session.scalar(select(SyncLink.lease_owner).where(SyncLink.id == link_id))
+    if holder is None or _holder_running(session, holder):
+        return False
+    return take(SyncLink.lease_owner == holder)
+
+
+def _holder_running(session: Session, holder: str) -> bool:
+    """Whether the job a lease names (``job:<id>``) is running; anything else is assumed to be."""
+    prefix, _, job_id = holder.partition(":")
+    if prefix != "job" or not job_id.isdigit():
+        return True
+    state = session.scalar(select(Job.state).where(Job.id == int(job_id)))
+    return state == RUNNING
 
 
 def release(session: Session, link_id: uuid.UUID, owner: str) -> None:
@@ -187,22 +223,19 @@ def snapshot_record(link: SyncLink) -> RemoteRecord | None:
 
 
 def open_intents(
-    session: Session, connection_id: uuid.UUID, entity: str, since: datetime
-) -> list[dict[str, Any]]:
-    """The values of remote creates in flight (recorded since ``since``, not yet answered)."""
-    rows = session.scalars(
-        select(SyncLink.intent).where(
+    session: Session, connection_id: uuid.UUID, entity: str
+) -> list[tuple[uuid.UUID, dict[str, Any]]]:
+    """The links with a remote create in flight (recorded, not yet answered), with the values sent.
+    However old: a worker may have died after the create and stayed down for hours."""
+    rows = session.execute(
+        select(SyncLink.id, SyncLink.intent).where(
             SyncLink.connection_id == connection_id,
             SyncLink.entity == entity,
             SyncLink.intent.is_not(None),
             SyncLink.remote_id.is_(None),
         )
     )
-    out = []
-    for intent in rows:
-        if intent and datetime.fromisoformat(intent["at"]) >= since:
-            out.append(dict(intent.get("values") or {}))
-    return out
+    return [(link_id, dict(intent.get("values") or {})) for link_id, intent in rows if intent]
 
 
 def absorb_placeholder(session: Session, link: SyncLink, remote_id: int) -> None:

@@ -26,6 +26,7 @@ SPECS: dict[str, EntitySpec] = {
         LOCAL_MATTERS,
         pull_only=("display_number",),
         references={"client": "contact"},
+        coupled={"close_date": "status"},  # only a closed matter has a close date
     ),
 }
 # Test-only: name a crash point in this variable and the process kills itself there (SIGKILL), to

@@ -236,6 +236,9 @@ class HealthOut(BaseModel):
     webhooks: list[WebhookHealth]
     streams: list[StreamHealth]
     queue: dict[str, dict[str, int]]
+    lag_seconds: float = Field(
+        description="how long the oldest change due to sync has waited for its reconcile (0: none waiting)"
+    )
     rate_limit: dict[str, Any] | None
     links: dict[str, dict[str, int]]
     open_conflicts: int

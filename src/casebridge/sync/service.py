@@ -27,8 +27,8 @@ from casebridge.models import (
 )
 from casebridge.models.job import AVAILABLE, RUNNING
 from casebridge.models.sync import CONNECTED, PENDING, UNLINKED
-from casebridge.sync import ratelimit, repository
-from casebridge.sync.capture import enqueue_reconcile
+from casebridge.sync import canonical, ratelimit, repository
+from casebridge.sync.capture import RECONCILE, enqueue_reconcile
 from casebridge.sync.schemas import (
     ConflictOut,
     ConnectionOut,
@@ -161,6 +161,13 @@ def resolve_conflict(
         raise not_found("conflict", conflict_id)
     if row.state != "open":
         raise conflict(f"This conflict is already {row.state} ({row.resolution}).", "conflict-closed")
+    if pick is None:
+        try:
+            value = canonical.given(row.entity, row.field, value)
+        except ValueError as exc:
+            raise validation(
+                [field_error("body.value", str(exc))], f"That is not a {row.field}: {exc}."
+            ) from None
     chosen = row.local_value if pick == "casebridge" else row.remote_value if pick == "clio" else value
     row.state = "resolved"
     row.resolution = pick or "value"
@@ -200,6 +207,9 @@ def check_matter_client(session: Session, client_id: uuid.UUID) -> None:
     )
 
 
+LAG_PROBLEM = timedelta(minutes=5)  # a change waiting longer than this makes the connection unhealthy
+
+
 def health(session: Session, conn: Connection) -> HealthOut:
     now = utcnow()
     settings = SyncSettings.model_validate(conn.settings or {})
@@ -213,6 +223,12 @@ def health(session: Session, conn: Connection) -> HealthOut:
     queue: dict[str, dict[str, int]] = {}
     for kind, state, n in queue_rows:
         queue.setdefault(kind, {})[state] = int(n)
+    oldest_due = session.scalar(
+        select(func.min(Job.run_at)).where(
+            Job.kind == RECONCILE, Job.state.in_([AVAILABLE, RUNNING]), Job.run_at <= now
+        )
+    )
+    lag = max(0.0, (now - oldest_due).total_seconds()) if oldest_due is not None else 0.0
     budget = ratelimit.view(session, conn.id)
     open_conflicts = int(
         session.scalar(
@@ -251,6 +267,8 @@ def health(session: Session, conn: Connection) -> HealthOut:
             problems.append(f"the {hook.model} webhook is {hook.status}")
         elif hook.expires_at is not None and hook.expires_at < now + timedelta(days=1):
             problems.append(f"the {hook.model} webhook expires at {hook.expires_at:%Y-%m-%d %H:%M} UTC")
+    if lag > LAG_PROBLEM.total_seconds():
+        problems.append(f"changes have waited {lag:.0f} s to sync (see queue and rate_limit)")
     links = repository.count_by_state(session, conn.id)
     errored = sum(by_state.get("error", 0) for by_state in links.values())
     if errored:
@@ -286,6 +304,7 @@ def health(session: Session, conn: Connection) -> HealthOut:
             for s in streams
         ],
         queue=queue,
+        lag_seconds=round(lag, 3),
         rate_limit=None
         if budget is None
         else {

@@ -213,7 +213,11 @@ class ClioClient:
         failed: str | None = None
         for attempt in (1, 2):
             self._permit()
-            token = self.runtime.access_token(self.connection_id, failed=failed)
+            try:
+                token = self.runtime.access_token(self.connection_id, failed=failed)
+            except BaseException:
+                ratelimit.release(self.runtime.db, self.connection_id, None, None)  # nothing was sent
+                raise
             sent = {
                 "Authorization": f"Bearer {token}",
                 "X-API-VERSION": self.api_version,

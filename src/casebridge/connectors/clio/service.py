@@ -172,6 +172,9 @@ def _start(session: Session, conn: Connection, *, first: bool, remote_now: datet
     elif not sub.active:
         resume(session, sub)
     if first:
+        # Clio records created before this are history (synced on request), as ours are; a minute's
+        # margin, as for the poll cursors, so a record made while connecting is not missed.
+        conn.history_before = remote_now - timedelta(minutes=1)
         for entity in SPECS:
             if session.get(SyncStream, (conn.id, entity)) is None:
                 session.add(
