@@ -283,6 +283,10 @@ def _create_remote(
     if local is None or local.archived:
 
         def unlink(_: Session, link: SyncLink) -> None:
+            if view.local_id is not None:
+                again = spec.local.read(_, view.local_id, Refs(_, view.connection_id, strict=False))
+                if again is not None and not again.archived:
+                    raise StaleLocal("restored while it was being synced")  # the next round creates it
             link.state = UNLINKED
             link.unlinked_reason = "archived in Casebridge before it was synced"
             link.intent = None
@@ -755,6 +759,13 @@ def _sync_dependency(
     with unit_of_work(env.db.reader) as session:
         after = session.get(SyncLink, target_id)
         if after is not None and after.state == UNLINKED:
+            if after.local_id is not None:
+                refs = Refs(session, after.connection_id, strict=False)
+                state = env.specs[dep.entity].local.read(session, after.local_id, refs)
+                if state is not None and not state.archived:
+                    # Restored above while another worker was ending its link (it had read it archived):
+                    # the next round starts it again. (Rounds are bounded: this cannot loop for ever.)
+                    return
             # It could not be synced (archived here and deleted in Clio, say): looping cannot help.
             raise NeedsPerson(
                 f"the {dep.entity} this record refers to cannot be synced ({after.unlinked_reason}); "
