@@ -39,12 +39,8 @@ def _crashing_worker(connected: Connected, log: Path) -> subprocess.Popen[bytes]
         )
 
 
-def test_a_worker_killed_after_the_remote_create_leaves_no_duplicate(
-    connected: Connected, tmp_path: Path
-) -> None:
-    connected.settle()
-    connected.workers.stop()
-    contact = create_contact(connected.api, first_name="Crash", last_name="Between")
+def _crash_after_remote_create(connected: Connected, tmp_path: Path) -> None:
+    """Run a worker that kills itself (SIGKILL) right after Clio's 201, before recording it."""
     log = tmp_path / "worker.log"
     proc = _crashing_worker(connected, log)
     try:
@@ -53,6 +49,15 @@ def test_a_worker_killed_after_the_remote_create_leaves_no_duplicate(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL, log.read_text()[-3000:]
+
+
+def test_a_worker_killed_after_the_remote_create_leaves_no_duplicate(
+    connected: Connected, tmp_path: Path
+) -> None:
+    connected.settle()
+    connected.workers.stop()
+    contact = create_contact(connected.api, first_name="Crash", last_name="Between")
+    _crash_after_remote_create(connected, tmp_path)
     # Clio has the contact; we never recorded it.
     assert [c["last_name"] for c in connected.clio.records("contacts")] == ["Between"]
     status = connected.status("contact", contact["id"])
@@ -87,13 +92,7 @@ def test_a_matter_survives_the_same_crash(connected: Connected, tmp_path: Path) 
     connected.settle()
     connected.workers.stop()
     matter = create_matter(connected.api, client_id=client["id"], title="Crash-tested purchase")
-    proc = _crashing_worker(connected, tmp_path / "worker.log")
-    try:
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    _crash_after_remote_create(connected, tmp_path)
     time.sleep(1.5)  # the dead worker's lease runs out
     connected.workers.start()
     remote_id = connected.remote_id("matter", matter["id"], timeout=30)
@@ -119,13 +118,7 @@ def test_a_long_outage_after_the_crash_neither_duplicates_nor_loses_the_edit_mad
     connected.settle()
     connected.workers.stop()
     contact = create_contact(connected.api, first_name="Before", last_name="Outage")
-    proc = _crashing_worker(connected, tmp_path / "worker.log")
-    try:
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    _crash_after_remote_create(connected, tmp_path)
     [remote] = connected.clio.records("contacts")
 
     def placeholder() -> uuid.UUID | None:

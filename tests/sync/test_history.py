@@ -33,6 +33,20 @@ def _connect_later(
     return conn
 
 
+def _backfill_contacts(connected: Connected) -> None:
+    r = connected.api.post(
+        f"/api/v1/connections/{connected.id}/backfill", json={"entity": "contact", "direction": "both"}
+    )
+    assert r.status_code == 202, r.text
+    connected.wait(
+        lambda: (
+            next(s for s in connected.health()["streams"] if s["entity"] == "contact")["backfill"] or {}
+        ).get("finished_at"),
+        30,
+        "the backfill",
+    )
+
+
 def _names(rows: list[dict[str, Any]]) -> list[str]:
     return sorted(
         (
@@ -76,17 +90,7 @@ def test_a_backfill_links_what_both_sides_have_and_copies_the_rest(
     assert connected.status("contact", mary["id"])["state"] == "not_synced"
     assert len(api.get("/api/v1/contacts").json()["data"]) == 3  # nothing came over by itself
 
-    r = api.post(
-        f"/api/v1/connections/{connected.id}/backfill", json={"entity": "contact", "direction": "both"}
-    )
-    assert r.status_code == 202, r.text
-    connected.wait(
-        lambda: (
-            next(s for s in connected.health()["streams"] if s["entity"] == "contact")["backfill"] or {}
-        ).get("finished_at"),
-        30,
-        "the backfill",
-    )
+    _backfill_contacts(connected)
     connected.settle()
     expected = ["Mary Both", "Only Here", "Only In Clio Ltd", "Tom Same", "Tom Same"]
     # Mary matched (same name and email): one of her on each side. Tom's emails differ: two Toms.
@@ -132,17 +136,7 @@ def test_history_in_clio_stays_there_until_asked_for_even_when_listed_or_edited(
     links = api.get(f"/api/v1/connections/{connected.id}/links", params={"entity": "contact"}).json()["data"]
     assert [link["remote_id"] for link in links] == [new["id"]]
 
-    r = api.post(
-        f"/api/v1/connections/{connected.id}/backfill", json={"entity": "contact", "direction": "both"}
-    )
-    assert r.status_code == 202, r.text
-    connected.wait(
-        lambda: (
-            next(s for s in connected.health()["streams"] if s["entity"] == "contact")["backfill"] or {}
-        ).get("finished_at"),
-        30,
-        "the backfill",
-    )
+    _backfill_contacts(connected)
     connected.settle()
     assert _names(api.get("/api/v1/contacts", params={"limit": 200}).json()["data"]) == ["Ann Old", "Ned New"]
     assert _names(connected.clio.records("contacts")) == ["Ann Old", "Ned New"]
