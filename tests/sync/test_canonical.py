@@ -40,7 +40,6 @@ def test_a_list_given_is_canonical_and_stays_so(items: list[dict[str, Any]]) -> 
         ("matter", "status", "Closed", "closed"),
         ("matter", "open_date", "2026-11-30", "2026-11-30"),
         ("matter", "client", 42, 42),
-        ("matter", "client", None, None),
         (
             "contact",
             "phones",
@@ -65,6 +64,9 @@ def test_good_values(entity: str, field: str, value: Any, expected: Any) -> None
         ("matter", "open_date", "30/11/2026", "YYYY-MM-DD"),
         ("matter", "client", "42", "positive integer"),
         ("matter", "client", True, "positive integer"),
+        ("matter", "client", None, "a matter needs one"),
+        ("matter", "close_date", "20260105", "YYYY-MM-DD"),
+        ("matter", "close_date", "2026-W01-1", "YYYY-MM-DD"),
         ("matter", "title", "   ", "cannot be empty"),
     ],
 )

@@ -138,6 +138,8 @@ def test_a_long_outage_after_the_crash_neither_duplicates_nor_loses_the_edit_mad
             **link.intent,
             "at": (datetime.fromisoformat(link.intent["at"]) - timedelta(hours=1)).isoformat(),
         }
+        assert link.lease_until is not None
+        link.lease_until -= timedelta(hours=1)  # the dead worker's lease on the record ran out long ago
 
     # The webhook's reconcile goes first: it must wait for the create in flight, not copy it here.
     env = sync_env(connected.backend.db, connected.backend.settings)

@@ -167,3 +167,36 @@ def test_a_pre_existing_matter_is_linked_to_its_clio_matter_by_hand(
     taken = api.post(f"/api/v1/matters/{other['id']}/sync", json={"remote_id": existing["id"]})
     assert taken.status_code == 409
     assert "already linked" in taken.json()["detail"]
+
+
+def test_a_new_clio_matter_whose_client_predates_the_connection_finds_that_client_here(
+    clio: Clio, api: httpx.Client, sync_worker: Workers, live_server: LiveServer, clean: Backend
+) -> None:
+    """The client existed in both systems before connecting (never backfilled); a matter opened in Clio
+    afterwards brings its client along, linked to the one already here, not copied."""
+    ours = create_contact(
+        api, first_name="Prior", last_name="Client", emails=[{"address": "prior@client.example"}]
+    )
+    clio_client = _clio(
+        clio,
+        "/contacts",
+        {
+            "type": "Person",
+            "first_name": "Prior",
+            "last_name": "Client",
+            "email_addresses": [{"name": "Work", "address": "prior@client.example"}],
+        },
+    )
+    _clio(clio, "/contacts", {"type": "Person", "first_name": "Other", "last_name": "Client"})
+    connected = _connect_later(clio, api, live_server, clean, sync_worker)
+    opened = _clio(
+        clio, "/matters", {"description": "New work for an old client", "client": {"id": clio_client["id"]}}
+    )
+    connected.run_now("sync.poll")  # (the webhooks may still be in their handshake)
+    local_matter = connected.local_id("matter", opened["id"])
+    connected.settle()
+    assert api.get(f"/api/v1/matters/{local_matter}").json()["client_id"] == ours["id"]
+    assert _names(api.get("/api/v1/contacts", params={"limit": 200}).json()["data"]) == ["Prior Client"]
+    status = connected.status("contact", ours["id"])
+    assert (status["state"], status["link"]["remote_id"]) == ("linked", clio_client["id"])
+    assert any(j["action"] == "link" for j in status["journal"])

@@ -67,6 +67,19 @@ def test_a_coupled_field_is_held_with_the_field_it_goes_with() -> None:
         )
     }
     assert settled == {"status": "pull", "close_date": "pull"}
+    # A close date a person resolved is written even while the status waits for its own answer.
+    chosen = {
+        d.field: d.action
+        for d in decide(
+            ("status", "close_date"),
+            base,
+            local,
+            remote,
+            coupled={"close_date": "status"},
+            resolutions={"close_date": "2026-11-30"},
+        )
+    }
+    assert chosen == {"status": "conflict", "close_date": "pull"}
 
 
 @given(base=record, local=record, remote=record, policy=st.sampled_from(POLICIES), newer=st.booleans())

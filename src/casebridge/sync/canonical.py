@@ -15,6 +15,7 @@ Matter: ``title``, ``status`` (open|pending|closed), ``open_date``, ``pending_da
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
@@ -190,6 +191,7 @@ def same_record(entity: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 _LISTS = {"emails": (emails, "address"), "phones": (phones, "number"), "addresses": (addresses, None)}
 _DATES = ("open_date", "pending_date", "close_date")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def given(entity: str, name: str, value: Any) -> Any:
@@ -205,9 +207,11 @@ def given(entity: str, name: str, value: Any) -> Any:
             raise ValueError(f"every item of {name} needs its {required}")
         return shape(value)
     if name == "client":
-        if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
-        raise ValueError("client is the Clio id of the client contact (a positive integer)")
+        raise ValueError(
+            "client is the Clio id of the client contact (a positive integer): a matter needs one"
+        )
     if value is not None and not isinstance(value, str):
         raise ValueError(f"{name} is text")
     out = text(value)
@@ -216,8 +220,10 @@ def given(entity: str, name: str, value: Any) -> Any:
     if name == "status" and (out or "").lower() not in ("open", "pending", "closed"):
         raise ValueError("status is open, pending or closed")
     if name in _DATES and out is not None:
+        if not _ISO_DATE.fullmatch(out):  # (fromisoformat also takes 20260105 and week dates)
+            raise ValueError(f"{name} is a date, YYYY-MM-DD")
         try:
-            date.fromisoformat(out)
+            out = date.fromisoformat(out).isoformat()
         except ValueError:
             raise ValueError(f"{name} is a date, YYYY-MM-DD") from None
     if name in ("title", "display_number", "status") and out is None:

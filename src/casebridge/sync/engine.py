@@ -25,7 +25,7 @@ from casebridge.db.types import utcnow
 from casebridge.events.outbox import set_actor
 from casebridge.models import Connection, SyncConflict, SyncLink
 from casebridge.models.sync import CONFLICT, CONNECTED, ERROR, LINKED, NEEDS_REAUTHORIZATION, UNLINKED
-from casebridge.sync import merge, repository
+from casebridge.sync import canonical, merge, repository
 from casebridge.sync.entities import EntitySpec, LocalState, Refs, RemoteAdapter, RemoteRecord, StaleLocal
 from casebridge.sync.errors import (
     LeaseBusy,
@@ -86,6 +86,7 @@ class _View:
     intent: dict[str, Any] | None
     adopt: bool
     settings: SyncSettings
+    history_before: datetime | None  # remote records created before this are history (Connection)
     local: LocalState | None
     resolutions: dict[str, Any]
     missing: NeedsDependency | None  # a reference of the local record not synced yet
@@ -175,6 +176,7 @@ def _read(env: SyncEnv, session: Session, link: SyncLink, owner: str) -> _View |
         intent=dict(link.intent) if link.intent is not None else None,
         adopt=link.adopt,
         settings=SyncSettings.model_validate(conn.settings or {}),
+        history_before=conn.history_before,
         local=local,
         resolutions=resolutions,
         missing=refs.missing[0] if refs.missing else None,
@@ -396,28 +398,34 @@ def _create_local(
 
     with unit_of_work(env.db.reader) as session:
         ours = [
-            link_id
-            for link_id, v in repository.open_intents(session, view.connection_id, view.entity)
-            if all(record.values.get(f) == v.get(f) for f in v if f not in spec.pull_only)
+            intent
+            for intent in repository.open_intents(session, view.connection_id, view.entity)
+            if all(record.values.get(f) == v for f, v in intent.values.items() if f not in spec.pull_only)
         ]
     if ours:
         # Probably our own create, made by a reconcile that has not recorded it yet (or died before it
-        # could): that link's reconcile finds the record and takes this placeholder in. Ask for it now;
-        # this link stays pending (and is looked at again later if nothing takes it).
+        # could): that link's reconcile finds the record and takes this placeholder in. This link stays
+        # pending (looked at again later if nothing takes it). An owner nobody is working on is asked
+        # now; one under a lease (running, or a dead worker's job that will be rescued and reclaim it)
+        # or waiting for its retry time is left to it.
         def wait(session: Session, link: SyncLink) -> None:
-            for link_id in ours:
-                repository.enqueue_reconcile(session, link_id, trigger="found-by-placeholder")
+            for intent in ours:
+                if intent.idle:
+                    repository.enqueue_reconcile(session, intent.link_id, trigger="found-by-placeholder")
             repository.journal(
                 session,
                 link,
                 trigger=trigger,
                 action="wait",
                 summary=f"a create of this {view.entity} in Clio is being recorded by another link",
-                detail={"links": [str(i) for i in ours], "calls": _calls(st)},
+                detail={"links": [str(i.link_id) for i in ours], "calls": _calls(st)},
             )
 
         _commit_link(env, view, wait, st)
         return
+
+    if _history(view, record):
+        _link_history(env, view, spec, trigger, st, record)  # raises _Again when it found the same record
 
     def create(session: Session, link: SyncLink) -> None:
         refs = Refs(session, view.connection_id)
@@ -438,6 +446,43 @@ def _create_local(
 
     _commit_link(env, view, create, st)
     raise _Again  # compare what Casebridge stored (its rules may have filled in a value) with Clio
+
+
+def _history(view: _View, record: RemoteRecord) -> bool:
+    boundary, created = view.history_before, record.created_at
+    return boundary is not None and created is not None and created < boundary
+
+
+def _link_history(
+    env: SyncEnv, view: _View, spec: EntitySpec, trigger: str, st: _Round, record: RemoteRecord
+) -> None:
+    """A remote record from before the connection that is synced anyway (a new Clio matter's client)
+    may already be here: link it to the one same record (as a backfill would) rather than copy it."""
+    with unit_of_work(env.db.reader) as session:
+        refs = Refs(session, view.connection_id, strict=False)
+        same = []
+        for local_id in spec.local.candidates(session, view.connection_id, record.values):
+            state = spec.local.read(session, local_id, refs)
+            if state is not None and canonical.same_record(spec.name, state.values, record.values):
+                same.append(local_id)
+    if len(same) != 1:
+        return
+
+    def adopt(session: Session, link: SyncLink) -> None:
+        link.local_id = same[0]
+        repository.advance_snapshot(link, record, authoritative=True, read_etag=view.snapshot_etag)
+        link.base, link.adopt = None, True  # no base: where the two differ, the conflict policy decides
+        repository.journal(
+            session,
+            link,
+            trigger=trigger,
+            action="link",
+            summary=f"linked to the same {spec.name} here: both existed before the connection",
+            detail={"received": record.values, "calls": _calls(st)},
+        )
+
+    _commit_link(env, view, adopt, st)
+    raise _Again
 
 
 # --- deletes --------------------------------------------------------------------------------------

@@ -104,6 +104,13 @@ class LocalAdapter(Protocol):
 
     def label(self, values: dict[str, Any]) -> str: ...
 
+    def candidates(
+        self, session: Session, connection_id: uuid.UUID, values: dict[str, Any]
+    ) -> list[uuid.UUID]:
+        """Live local records with no link in this connection that share ``values``'s match key
+        (canonical.match_key): the ones a remote record from before the connection may be."""
+        ...
+
 
 class RemoteAdapter(Protocol):
     model: str  # the vendor's webhook model name

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casebridge.contacts import repository as contacts_repo
@@ -19,8 +20,8 @@ from casebridge.kit.problems import Problem
 from casebridge.matters import repository as matters_repo
 from casebridge.matters import service as matters
 from casebridge.matters.schemas import MatterCreate, MatterUpdate
-from casebridge.models import Contact
-from casebridge.sync import canonical
+from casebridge.models import Contact, Matter
+from casebridge.sync import canonical, repository
 from casebridge.sync.entities import LocalState, Refs, StaleLocal
 from casebridge.sync.errors import NeedsPerson
 
@@ -136,6 +137,23 @@ class LocalContacts:
         number = matters_repo.display_number_of_client(session, local_id)
         return f"the client of matter {number}" if number else None
 
+    def candidates(
+        self, session: Session, connection_id: uuid.UUID, values: dict[str, Any]
+    ) -> list[uuid.UUID]:
+        company = values.get("kind") == "company"
+        name = (values.get("company_name") if company else values.get("last_name")) or ""
+        first = "" if company else (values.get("first_name") or "")
+        column = Contact.company_name if company else Contact.last_name
+        stmt = select(Contact.id).where(
+            Contact.kind == ("company" if company else "person"),
+            Contact.archived_at.is_(None),
+            func.lower(func.coalesce(column, "")) == name.lower(),
+            repository.not_linked(connection_id, "contact", Contact.id),
+        )
+        if not company:
+            stmt = stmt.where(func.lower(func.coalesce(Contact.first_name, "")) == first.lower())
+        return list(session.scalars(stmt.limit(20)))
+
 
 def _restore_if_archived(session: Session, contact_id: uuid.UUID) -> None:
     """A Clio matter's client that was archived here comes back: the matter needs an active client,
@@ -223,6 +241,19 @@ class LocalMatters:
 
     def in_use(self, session: Session, local_id: uuid.UUID) -> str | None:
         return None
+
+    def candidates(
+        self, session: Session, connection_id: uuid.UUID, values: dict[str, Any]
+    ) -> list[uuid.UUID]:
+        number = values.get("display_number")
+        if not number:
+            return []
+        stmt = select(Matter.id).where(
+            Matter.display_number == number,
+            Matter.archived_at.is_(None),
+            repository.not_linked(connection_id, "matter", Matter.id),
+        )
+        return list(session.scalars(stmt))
 
 
 LOCAL_CONTACTS = LocalContacts()

@@ -94,7 +94,7 @@ def decide(
     held = {d.field for d in decisions if d.held}
     for n, d in enumerate(decisions):
         goes_with = (coupled or {}).get(d.field)
-        if goes_with in held and not d.held and d.action != "same":
+        if goes_with in held and not d.held and d.action != "same" and d.field not in resolutions:
             why = f"held with {goes_with}, which it goes with"
             decisions[n] = Decision(d.field, False, False, True, d.base, d.local, d.remote, d.base, why)
     return decisions

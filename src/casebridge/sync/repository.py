@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,8 +13,7 @@ from sqlalchemy.orm import Session
 from casebridge.db.session import dialect_insert
 from casebridge.db.types import utcnow
 from casebridge.jobs import queue
-from casebridge.models import Job, SyncConflict, SyncJournal, SyncLink
-from casebridge.models.job import RUNNING
+from casebridge.models import SyncConflict, SyncJournal, SyncLink
 from casebridge.models.sync import PENDING
 from casebridge.sync.entities import RemoteRecord
 
@@ -124,33 +124,21 @@ def lock(session: Session, link_id: uuid.UUID) -> SyncLink | None:
 
 
 def claim(session: Session, link_id: uuid.UUID, owner: str) -> bool:
-    """Take the link's lease: free, expired, already ours (a retried job reclaims its own), or held by
-    a job that is no longer running (its worker died and the job was rescued, or merged into ours)."""
+    """Take the link's lease: free, expired, or already ours (a retried job reclaims its own).
+
+    A lease is never taken from a job because it is no longer running: a stopping worker puts its jobs
+    back while their threads may still be sending, and a create in flight must be able to finish (or
+    be found) before anyone else looks for it."""
     now = utcnow()
-
-    def take(*condition: Any) -> bool:
-        result = session.execute(
-            update(SyncLink)
-            .where(SyncLink.id == link_id, *condition)
-            .values(lease_owner=owner, lease_until=now + LEASE)
+    result = session.execute(
+        update(SyncLink)
+        .where(
+            SyncLink.id == link_id,
+            or_(SyncLink.lease_owner.is_(None), SyncLink.lease_owner == owner, SyncLink.lease_until < now),
         )
-        return bool(getattr(result, "rowcount", 0))
-
-    if take(or_(SyncLink.lease_owner.is_(None), SyncLink.lease_owner == owner, SyncLink.lease_until < now)):
-        return True
-    holder = session.scalar(select(SyncLink.lease_owner).where(SyncLink.id == link_id))
-    if holder is None or _holder_running(session, holder):
-        return False
-    return take(SyncLink.lease_owner == holder)
-
-
-def _holder_running(session: Session, holder: str) -> bool:
-    """Whether the job a lease names (``job:<id>``) is running; anything else is assumed to be."""
-    prefix, _, job_id = holder.partition(":")
-    if prefix != "job" or not job_id.isdigit():
-        return True
-    state = session.scalar(select(Job.state).where(Job.id == int(job_id)))
-    return state == RUNNING
+        .values(lease_owner=owner, lease_until=now + LEASE)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def release(session: Session, link_id: uuid.UUID, owner: str) -> None:
@@ -222,20 +210,34 @@ def snapshot_record(link: SyncLink) -> RemoteRecord | None:
     )
 
 
-def open_intents(
-    session: Session, connection_id: uuid.UUID, entity: str
-) -> list[tuple[uuid.UUID, dict[str, Any]]]:
+@dataclass(frozen=True)
+class OpenIntent:
+    link_id: uuid.UUID
+    values: dict[str, Any]  # what was sent
+    idle: bool  # no lease held and no retry scheduled: nothing will look at it unless asked
+
+
+def open_intents(session: Session, connection_id: uuid.UUID, entity: str) -> list[OpenIntent]:
     """The links with a remote create in flight (recorded, not yet answered), with the values sent.
     However old: a worker may have died after the create and stayed down for hours."""
+    now = utcnow()
     rows = session.execute(
-        select(SyncLink.id, SyncLink.intent).where(
+        select(SyncLink.id, SyncLink.intent, SyncLink.lease_until, SyncLink.next_retry_at).where(
             SyncLink.connection_id == connection_id,
             SyncLink.entity == entity,
             SyncLink.intent.is_not(None),
             SyncLink.remote_id.is_(None),
         )
     )
-    return [(link_id, dict(intent.get("values") or {})) for link_id, intent in rows if intent]
+    return [
+        OpenIntent(
+            link_id,
+            dict(intent.get("values") or {}),
+            idle=(lease_until is None or lease_until < now) and (retry_at is None or retry_at <= now),
+        )
+        for link_id, intent, lease_until, retry_at in rows
+        if intent
+    ]
 
 
 def absorb_placeholder(session: Session, link: SyncLink, remote_id: int) -> None:
