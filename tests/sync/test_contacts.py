@@ -59,6 +59,7 @@ def test_a_contact_made_here_appears_in_clio_and_edits_follow(connected: Connect
         {"name": "Work", "address": "jane@sj.example", "primary": False},
         {"name": "Work", "address": "j@work.example", "primary": True},
     ]
+    connected.settle()  # (Clio shows the edit as soon as it answers our PATCH; our record of it follows)
     status = connected.status("contact", contact["id"])
     assert status["state"] == "linked"
     actions = [j["action"] for j in status["journal"]]
