@@ -119,11 +119,20 @@ class BackgroundServer:
         self.done.wait(timeout)
 
 
-def start_server(app: Any, host: str, port: int, *, date_header: bool = True) -> BackgroundServer:
+def start_server(
+    app: Any, host: str, port: int, *, date_header: bool = True, access_log: bool = True
+) -> BackgroundServer:
     """Uvicorn in a background thread; returns once it accepts connections, with the bound port.
-    (The Clio sandbox sets ``Date`` from its own clock: ``date_header=False``.)"""
+    (The Clio sandbox sets ``Date`` from its own clock, ``date_header=False``, and keeps no access log:
+    its traffic is the sync's own polls, which would bury what a person does.)"""
     config = uvicorn.Config(
-        app, host=host, port=port, lifespan="on", log_level="info", date_header=date_header
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level="info",
+        date_header=date_header,
+        access_log=access_log,
     )
     server = uvicorn.Server(config)
     done = threading.Event()
@@ -219,7 +228,7 @@ def start_clio_sandbox(settings: Settings, host: str, port: int) -> ClioSandbox:
     if port and not _port_free(host, port):
         typer.echo(f"Port {port} is taken; the Clio sandbox takes any free port instead.", err=True)
         port = 0
-    server = start_server(app, host, port, date_header=False)
+    server = start_server(app, host, port, date_header=False, access_log=False)
     base = f"http://{_url_host(host)}:{server.port}"
     if not state.tables["matters"]:  # through the API, so the account's numbering scheme applies
         contacts = sorted(state.tables["contacts"])
@@ -342,7 +351,8 @@ def banner(
         lines += [
             "Clio sandbox (a local Clio Manage API v4; docs/clio-sandbox.md):",
             "",
-            f"  Clio API:  {clio.base}/api/v4   (admin: {clio.base}/_sandbox/docs)",
+            f"  Clio API:  {clio.base}/api/v4   (admin: {clio.base}/_sandbox/docs;"
+            f" requests counted at {clio.base}/_sandbox/requests)",
             f"  export CLIO_TOKEN={clio.token}",
             f'  curl -s -H "Authorization: Bearer $CLIO_TOKEN" "{clio.base}/api/v4/contacts.json?fields=id,name,type"',
             f'  curl -s -H "Authorization: Bearer $CLIO_TOKEN" "{clio.base}/api/v4/matters.json?fields={fields}"',
