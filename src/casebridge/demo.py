@@ -111,8 +111,13 @@ class BackgroundServer:
         An Event, not ``Thread.join``: on Python < 3.13 a join interrupted by Ctrl-C can mark a live
         thread as stopped, and a later join then returns at once, before the server has shut down.
         """
-        while not self.done.wait(0.5):
-            pass
+        _STOP.waiting = True
+        try:
+            while not self.done.wait(0.5):
+                if _STOP.requested.is_set():
+                    raise KeyboardInterrupt
+        finally:
+            _STOP.waiting = False
 
     def stop(self, timeout: float = 15) -> None:
         self.server.should_exit = True
@@ -173,21 +178,38 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+class _StopRequest:
+    """Ctrl-C or SIGTERM while the demo serves. Raising KeyboardInterrupt from the signal handler in
+    the middle of ``Event.wait`` can break the lock inside it (``RuntimeError: release unlocked
+    lock``), so while waiting the handler only sets ``requested`` and the wait loop raises."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.waiting = False
+
+
+_STOP = _StopRequest()
+
+
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the demo as cleanly as Ctrl-C does."""
+    """SIGTERM stops the demo as cleanly as Ctrl-C does (both go through the handler below)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def _raise(_signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+    def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+        _STOP.requested.set()
+        if not _STOP.waiting:
+            raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, _raise)
+    _STOP.requested.clear()
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 CLIO_SEED: dict[str, Any] = {
