@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import os
 import platform
@@ -137,7 +138,7 @@ def prepare(url: str) -> tuple[str, str]:
 # --- the server ----------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -145,9 +146,42 @@ def _free_port() -> int:
 
 
 @contextmanager
+def running(
+    cmd: list[str], env: dict[str, str], ready_url: str, what: str, *, log: Path | None = None
+) -> Iterator[None]:
+    """Run ``cmd`` (its output to ``log``, else ours) until the block ends, once ``ready_url`` answers
+    200; then terminate it (kill after 15 s)."""
+    with log.open("ab") if log is not None else contextlib.nullcontext() as sink:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=sink, stderr=subprocess.STDOUT if sink is not None else None
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what} exited with status {proc.returncode}")
+            try:
+                if httpx.get(ready_url, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not become ready within 30 s")
+            time.sleep(0.1)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
 def uvicorn_server(url: str, data_dir: Path) -> Iterator[str]:
     """One uvicorn process serving bench/server.py against ``url``; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "CASEBRIDGE_DATABASE_URL": url, "CASEBRIDGE_DATA_DIR": str(data_dir)}
     cmd = [
         sys.executable,
@@ -167,29 +201,9 @@ def uvicorn_server(url: str, data_dir: Path) -> Iterator[str]:
         "warning",
         "--no-access-log",
     ]
-    proc = subprocess.Popen(cmd, env=env)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited with status {proc.returncode}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not become ready within 30 s")
-            time.sleep(0.1)
+    with running(cmd, env, f"{base}/readyz", "the server"):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --- load ----------------------------------------------------------------------------------------------

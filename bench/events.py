@@ -19,9 +19,7 @@ import argparse
 import json
 import os
 import platform
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,7 +37,7 @@ import httpx
 from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api import DEFAULT_PG_URL, Unavailable, postgres_database, prepare, sqlite_database
+from api import DEFAULT_PG_URL, Unavailable, free_port, postgres_database, prepare, running, sqlite_database
 from casebridge.db.session import Database, unit_of_work
 from casebridge.models import Event, EventDelivery
 from casebridge.webhooks.signing import verify
@@ -133,17 +131,10 @@ def receiver_server(receiver: Receiver) -> Iterator[str]:
 # --- the server --------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextmanager
 def casebridge_server(url: str, data_dir: Path) -> Iterator[str]:
     """``casebridge serve`` as it runs in production: one uvicorn process, embedded worker on."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "CASEBRIDGE_DATABASE_URL": url,
@@ -166,29 +157,9 @@ def casebridge_server(url: str, data_dir: Path) -> Iterator[str]:
         "warning",
         "--no-access-log",
     ]
-    proc = subprocess.Popen(cmd, env=env)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited with status {proc.returncode}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not become ready within 30 s")
-            time.sleep(0.1)
+    with running(cmd, env, f"{base}/readyz", "the server"):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --- the run -----------------------------------------------------------------------------------------

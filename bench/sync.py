@@ -30,9 +30,7 @@ import math
 import os
 import platform
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,48 +45,11 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api import DEFAULT_PG_URL, Unavailable, postgres_database, prepare, sqlite_database
+from api import DEFAULT_PG_URL, Unavailable, free_port, postgres_database, prepare, running, sqlite_database
 
 ROOT = Path(__file__).resolve().parents[1]
 CASEBRIDGE = str(Path(sys.executable).parent / "casebridge")
 CLIENT_ID, CLIENT_SECRET = "bench", "bench-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with status {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start within 30 s")
-        time.sleep(0.1)
-
-
-@contextmanager
-def _process(cmd: list[str], env: dict[str, str], ready: str, what: str, log: Path) -> Iterator[None]:
-    with log.open("ab") as sink:
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        _wait_ready(ready, proc, what)
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @dataclass
@@ -131,7 +92,7 @@ def stack(
 ) -> Iterator[Stack]:
     token, _ = prepare(url)
     data = root / "data"
-    api_port, clio_port = _free_port(), _free_port()
+    api_port, clio_port = free_port(), free_port()
     api_base, clio_base = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{clio_port}"
     env = {
         **os.environ,
@@ -164,10 +125,10 @@ def stack(
         sandbox_cmd += ["--faults", faults]
     serve_cmd = [CASEBRIDGE, "serve", "--host", "127.0.0.1", "--port", str(api_port), "--log-format", "text"]
     with (
-        _process(
-            sandbox_cmd, env, f"{clio_base}/_sandbox/settings", "the Clio sandbox", root / "sandbox.log"
+        running(
+            sandbox_cmd, env, f"{clio_base}/_sandbox/settings", "the Clio sandbox", log=root / "sandbox.log"
         ),
-        _process(serve_cmd, env, f"{api_base}/readyz", "casebridge serve", root / "serve.log"),
+        running(serve_cmd, env, f"{api_base}/readyz", "casebridge serve", log=root / "serve.log"),
     ):
         user_token = httpx.post(f"{clio_base}/_sandbox/tokens", json={}).json()["access_token"]
         with (

@@ -268,6 +268,15 @@ def _commit_link(
         raise
 
 
+def _journal(
+    session: Session, link: SyncLink, st: _Round, *, trigger: str, action: str, summary: str, **detail: Any
+) -> None:
+    """The link's journal entry for this step, with the API calls made since the last entry."""
+    repository.journal(
+        session, link, trigger=trigger, action=action, summary=summary, detail={**detail, "calls": _calls(st)}
+    )
+
+
 def _settled(link: SyncLink, now: datetime) -> None:
     link.error = None
     link.error_count = 0
@@ -338,13 +347,14 @@ def _create_remote(
         link.intent = None
         link.state = LINKED
         _settled(link, utcnow())
-        repository.journal(
+        _journal(
             session,
             link,
+            st,
             trigger=trigger,
             action="create_remote",
             summary=f"{how} in Clio as {spec.name} {record.remote_id}",
-            detail={"sent": sent, "calls": _calls(st)},
+            sent=sent,
         )
 
     _commit_link(env, view, finish, st)
@@ -384,13 +394,13 @@ def _create_local(
             link.remote_deleted_at = utcnow()
             link.unlinked_reason = "deleted in Clio before it was synced"
             _settled(link, utcnow())
-            repository.journal(
+            _journal(
                 session,
                 link,
+                st,
                 trigger=trigger,
                 action="skip",
                 summary=link.unlinked_reason,
-                detail={"calls": _calls(st)},
             )
 
         _commit_link(env, view, unlink, st)
@@ -412,13 +422,14 @@ def _create_local(
             for intent in ours:
                 if intent.idle:
                     repository.enqueue_reconcile(session, intent.link_id, trigger="found-by-placeholder")
-            repository.journal(
+            _journal(
                 session,
                 link,
+                st,
                 trigger=trigger,
                 action="wait",
                 summary=f"a create of this {view.entity} in Clio is being recorded by another link",
-                detail={"links": [str(i.link_id) for i in ours], "calls": _calls(st)},
+                links=[str(i.link_id) for i in ours],
             )
 
         _commit_link(env, view, wait, st)
@@ -435,13 +446,14 @@ def _create_local(
         link.base = {f: record.values.get(f) for f in spec.merged}
         link.state = LINKED
         _settled(link, utcnow())
-        repository.journal(
+        _journal(
             session,
             link,
+            st,
             trigger=trigger,
             action="create_local",
             summary=f"created in Casebridge from Clio {spec.name} {record.remote_id}",
-            detail={"received": record.values, "calls": _calls(st)},
+            received=record.values,
         )
 
     _commit_link(env, view, create, st)
@@ -472,13 +484,14 @@ def _link_history(
         link.local_id = same[0]
         repository.advance_snapshot(link, record, authoritative=True, read_etag=view.snapshot_etag)
         link.base, link.adopt = None, True  # no base: where the two differ, the conflict policy decides
-        repository.journal(
+        _journal(
             session,
             link,
+            st,
             trigger=trigger,
             action="link",
             summary=f"linked to the same {spec.name} here: both existed before the connection",
-            detail={"received": record.values, "calls": _calls(st)},
+            received=record.values,
         )
 
     _commit_link(env, view, adopt, st)
@@ -514,13 +527,14 @@ def _remote_deleted(env: SyncEnv, view: _View, spec: EntitySpec, trigger: str, s
                 "(it is created in Clio again when that is synced)"
             )
         _settled(link, now)
-        repository.journal(
+        _journal(
             session,
             link,
+            st,
             trigger=trigger,
             action="archive_local" if archived else "unlink",
             summary=link.unlinked_reason,
-            detail={"policy": policy, "calls": _calls(st)},
+            policy=policy,
         )
 
     _commit_link(env, view, apply, st)
@@ -541,14 +555,15 @@ def _local_deleted(
 
         def note(session: Session, link: SyncLink) -> None:
             _settled(link, utcnow())
-            repository.journal(
+            _journal(
                 session,
                 link,
+                st,
                 trigger=trigger,
                 action="skip",
                 summary="archived in Casebridge: the delete policy is ignore, so Clio keeps it and the link "
                 "stays; nothing syncs until it is restored here",
-                detail={"policy": policy, "calls": _calls(st)},
+                policy=policy,
             )
 
         _commit_link(env, view, note, st)
@@ -571,13 +586,14 @@ def _local_deleted(
                 f"archived in Casebridge on {now:%Y-%m-%d %H:%M} UTC; kept in Clio, no longer synced"
             )
         _settled(link, now)
-        repository.journal(
+        _journal(
             session,
             link,
+            st,
             trigger=trigger,
             action="delete_remote" if policy == "propagate" else "unlink",
             summary=link.unlinked_reason,
-            detail={"policy": policy, "calls": _calls(st)},
+            policy=policy,
         )
 
     _commit_link(env, view, apply, st)
@@ -594,13 +610,13 @@ def _undo_local_delete(
     def restore(session: Session, link: SyncLink) -> None:
         spec.local.restore(session, local_id)
         _settled(link, utcnow())
-        repository.journal(
+        _journal(
             session,
             link,
+            st,
             trigger=trigger,
             action="restore_local",
             summary=f"Clio refused to delete it ({refused}); restored in Casebridge",
-            detail={"calls": _calls(st)},
         )
 
     _commit_link(env, view, restore, st)
@@ -663,26 +679,24 @@ def _merge(
         link.state = CONFLICT if held else LINKED
         _settled(link, now)
         changed = [d for d in decisions if d.action != "same"]
-        repository.journal(
+        _journal(
             session,
             link,
+            st,
             trigger=trigger,
             action=_action(pushes, pulls, held),
             summary=_summary(pushes, pulls, held),
-            detail={
-                "decisions": [
-                    {
-                        "field": d.field,
-                        "action": d.action,
-                        "why": d.why,
-                        "local": d.local,
-                        "remote": d.remote,
-                        "base": d.base,
-                    }
-                    for d in changed
-                ],
-                "calls": _calls(st),
-            },
+            decisions=[
+                {
+                    "field": d.field,
+                    "action": d.action,
+                    "why": d.why,
+                    "local": d.local,
+                    "remote": d.remote,
+                    "base": d.base,
+                }
+                for d in changed
+            ],
         )
 
     _commit_link(env, view, apply, st)
@@ -840,11 +854,12 @@ def _record_failure(env: SyncEnv, link_id: uuid.UUID, exc: SyncError, trigger: s
         base = 600 if isinstance(exc, NeedsPerson) else 1
         step = 2 ** min(link.error_count - 1 if base > 1 else link.error_count, 12)
         link.next_retry_at = now + timedelta(seconds=min(6 * 3600, base * step))
-        repository.journal(
+        _journal(
             session,
             link,
+            st,
             trigger=trigger,
             action="error",
             summary=str(exc)[:500],
-            detail={"error": type(exc).__name__, "calls": _calls(st)},
+            error=type(exc).__name__,
         )
